@@ -1,0 +1,1 @@
+"""Hydra configuration of fedunlearn, installed as the ``fedunlearn.conf`` package."""

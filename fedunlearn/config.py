@@ -1,0 +1,249 @@
+"""Typed schema of a fedunlearn run and its validation.
+
+The dataclasses give each key its type; the values, defaults included, live in the
+YAML files under ``conf/`` (every field here is ``MISSING`` so no default hides in code).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+DATASETS = ("digits", "synthetic", "mnist", "fashion_mnist", "cifar10")
+MODELS = ("mlp", "cnn")
+PARTITIONS = ("iid", "dirichlet", "shards")
+HISTORY_DTYPES = ("float32", "float16")
+GRANULARITIES = ("client", "layer")
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names the key and what is allowed."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"{key}: {message}")
+        self.key = key
+
+
+@dataclass
+class DatasetConfig:
+    name: str = MISSING
+    hf_path: str | None = MISSING  # Hugging Face dataset id or local directory
+    image_key: str | None = MISSING
+    label_key: str | None = MISSING
+    test_fraction: float | None = MISSING  # digits/synthetic: share held out as test set
+    num_samples: int | None = MISSING  # synthetic only
+    num_classes: int | None = MISSING  # synthetic only
+    shape: list[int] | None = MISSING  # synthetic only: [F] flat or [C, H, W] image
+    class_sep: float | None = MISSING  # synthetic only: distance between class means
+    max_train_samples: int | None = MISSING
+    max_test_samples: int | None = MISSING
+
+
+@dataclass
+class ModelConfig:
+    name: str = MISSING
+    hidden: int = MISSING  # mlp: hidden units; cnn: channels of the first conv
+
+
+@dataclass
+class PartitionConfig:
+    name: str = MISSING
+    alpha: float = MISSING  # dirichlet concentration
+    shards_per_client: int = MISSING  # shards partitioner
+    min_partition_size: int = MISSING  # dirichlet: resample until every client has this many
+
+
+@dataclass
+class FLConfig:
+    num_clients: int = MISSING
+    num_rounds: int = MISSING
+    local_epochs: int = MISSING
+    batch_size: int = MISSING
+    lr: float = MISSING
+    momentum: float = MISSING
+    fraction_train: float = MISSING
+
+
+@dataclass
+class HistoryConfig:
+    interval: int = MISSING
+    dtype: str = MISSING
+    dir: str = MISSING
+
+
+@dataclass
+class RayConfig:
+    address: str | None = MISSING  # null: start a local Ray; "auto" or host:port: join a cluster
+    num_cpus: int | None = MISSING  # local Ray only; null: all cores
+    num_gpus: int | None = MISSING  # local Ray only; logical GPUs to declare, null: detect
+    num_cpus_per_client: float = MISSING
+    num_gpus_per_client: float = MISSING
+
+
+@dataclass
+class BackdoorConfig:
+    clients: list[int] = MISSING
+    fraction: float = MISSING
+    target_label: int = MISSING
+    trigger_size: int = MISSING  # side of the square trigger in the bottom-right corner
+
+
+@dataclass
+class ForgetConfig:
+    clients: list[int] = MISSING
+
+
+@dataclass
+class RetrainConfig:
+    pass
+
+
+@dataclass
+class FedEraserConfig:
+    calibration_ratio: float = MISSING
+    interval: int = MISSING
+    granularity: str = MISSING
+
+
+@dataclass
+class FedAccumConfig:
+    interval: int = MISSING
+
+
+@dataclass
+class UnlearningConfig:
+    methods: Any = MISSING  # list of method names
+    retrain: RetrainConfig = field(default_factory=RetrainConfig)
+    federaser: FedEraserConfig = field(default_factory=FedEraserConfig)
+    fedaccum: FedAccumConfig = field(default_factory=FedAccumConfig)
+
+
+@dataclass
+class EvaluationConfig:
+    batch_size: int = MISSING
+
+
+@dataclass
+class Config:
+    seed: int = MISSING
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    partition: PartitionConfig = field(default_factory=PartitionConfig)
+    fl: FLConfig = field(default_factory=FLConfig)
+    history: HistoryConfig = field(default_factory=HistoryConfig)
+    ray: RayConfig = field(default_factory=RayConfig)
+    backdoor: BackdoorConfig = field(default_factory=BackdoorConfig)
+    forget: ForgetConfig = field(default_factory=ForgetConfig)
+    unlearning: UnlearningConfig = field(default_factory=UnlearningConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    experiment: str = MISSING
+
+
+def register_configs() -> None:
+    """Register the schema so that ``conf/config.yaml`` can extend it as ``base_config``."""
+    ConfigStore.instance().store(name="base_config", node=Config)
+
+
+def _choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(key, f"unknown value {value!r}; allowed: {', '.join(allowed)}")
+
+
+def _at_least(key: str, value: float, low: float) -> None:
+    if value < low:
+        raise ConfigError(key, f"must be >= {low}, got {value}")
+
+
+def _in_range(key: str, value: float, low: float, high: float, low_open: bool = False) -> None:
+    ok = (low < value if low_open else low <= value) and value <= high
+    if not ok:
+        bracket = "(" if low_open else "["
+        raise ConfigError(key, f"must be in {bracket}{low}, {high}], got {value}")
+
+
+def _client_ids(key: str, ids: list[int], num_clients: int) -> None:
+    for cid in ids:
+        if not 0 <= cid < num_clients:
+            raise ConfigError(key, f"client id {cid} does not exist; ids are 0..{num_clients - 1} (fl.num_clients)")
+    if len(set(ids)) != len(ids):
+        raise ConfigError(key, f"client ids repeat: {list(ids)}")
+
+
+def method_names(cfg: Config, registered: tuple[str, ...]) -> list[str]:
+    """The unlearning methods a run applies, in order; ``all`` expands to every registered one."""
+    methods = cfg.unlearning.methods
+    if isinstance(methods, str):
+        methods = list(registered) if methods == "all" else [methods]
+    names = [str(m) for m in methods]
+    for name in names:
+        _choice("unlearning.methods", name, (*registered, "all"))
+    if len(set(names)) != len(names):
+        raise ConfigError("unlearning.methods", f"methods repeat: {names}")
+    return names
+
+
+def validate(cfg: Config, registered_methods: tuple[str, ...]) -> None:
+    """Check ranges and names that the types alone cannot; raise ConfigError on the first."""
+    _choice("dataset.name", cfg.dataset.name, DATASETS)
+    _choice("model.name", cfg.model.name, MODELS)
+    _choice("partition.name", cfg.partition.name, PARTITIONS)
+    _choice("history.dtype", cfg.history.dtype, HISTORY_DTYPES)
+    if cfg.dataset.test_fraction is not None:
+        _in_range("dataset.test_fraction", cfg.dataset.test_fraction, 0.0, 0.9, low_open=True)
+    if cfg.dataset.name == "synthetic":
+        for key in ("num_samples", "num_classes", "shape", "class_sep"):
+            if getattr(cfg.dataset, key) is None:
+                raise ConfigError(f"dataset.{key}", "required for dataset=synthetic")
+        assert cfg.dataset.num_samples is not None and cfg.dataset.num_classes is not None
+        _at_least("dataset.num_samples", cfg.dataset.num_samples, 2)
+        _at_least("dataset.num_classes", cfg.dataset.num_classes, 2)
+        shape = list(cfg.dataset.shape or [])
+        if len(shape) not in (1, 3) or min(shape) < 1:
+            raise ConfigError("dataset.shape", f"must be [features] or [C, H, W], got {shape}")
+    _at_least("model.hidden", cfg.model.hidden, 1)
+    _in_range("partition.alpha", cfg.partition.alpha, 0.0, float("inf"), low_open=True)
+    _at_least("partition.shards_per_client", cfg.partition.shards_per_client, 1)
+    _at_least("partition.min_partition_size", cfg.partition.min_partition_size, 0)
+    fl = cfg.fl
+    _at_least("fl.num_clients", fl.num_clients, 1)
+    _at_least("fl.num_rounds", fl.num_rounds, 1)
+    _at_least("fl.local_epochs", fl.local_epochs, 1)
+    _at_least("fl.batch_size", fl.batch_size, 1)
+    _in_range("fl.lr", fl.lr, 0.0, float("inf"), low_open=True)
+    _in_range("fl.momentum", fl.momentum, 0.0, 1.0)
+    _in_range("fl.fraction_train", fl.fraction_train, 0.0, 1.0, low_open=True)
+    _at_least("history.interval", cfg.history.interval, 1)
+    _at_least("ray.num_cpus_per_client", cfg.ray.num_cpus_per_client, 0.0)
+    _at_least("ray.num_gpus_per_client", cfg.ray.num_gpus_per_client, 0.0)
+    if cfg.ray.num_cpus is not None:
+        _at_least("ray.num_cpus", cfg.ray.num_cpus, 1)
+    if cfg.ray.num_gpus is not None:
+        _at_least("ray.num_gpus", cfg.ray.num_gpus, 0)
+    _client_ids("backdoor.clients", list(cfg.backdoor.clients), fl.num_clients)
+    _in_range("backdoor.fraction", cfg.backdoor.fraction, 0.0, 1.0)
+    _at_least("backdoor.target_label", cfg.backdoor.target_label, 0)
+    _at_least("backdoor.trigger_size", cfg.backdoor.trigger_size, 1)
+    _client_ids("forget.clients", list(cfg.forget.clients), fl.num_clients)
+    if len(cfg.forget.clients) >= fl.num_clients:
+        raise ConfigError("forget.clients", "at least one client must remain after forgetting")
+    methods = method_names(cfg, registered_methods)
+    if methods and not cfg.forget.clients:
+        raise ConfigError("forget.clients", "unlearning.methods is set but no client is forgotten")
+    fe = cfg.unlearning.federaser
+    _in_range("unlearning.federaser.calibration_ratio", fe.calibration_ratio, 0.0, 1.0, low_open=True)
+    _choice("unlearning.federaser.granularity", fe.granularity, GRANULARITIES)
+    for key, interval in (
+        ("unlearning.federaser.interval", fe.interval),
+        ("unlearning.fedaccum.interval", cfg.unlearning.fedaccum.interval),
+    ):
+        _at_least(key, interval, 1)
+        if interval % cfg.history.interval != 0:
+            raise ConfigError(
+                key,
+                f"{interval} is not a multiple of history.interval={cfg.history.interval}; "
+                "the history does not store the rounds it replays",
+            )
+    _at_least("evaluation.batch_size", cfg.evaluation.batch_size, 1)

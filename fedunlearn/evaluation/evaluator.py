@@ -1,0 +1,90 @@
+"""Evaluate a global model: utility, forgetting evidence, and closeness to the retrained model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from fedunlearn.config import Config
+from fedunlearn.data import ArrayDataset, FederatedData
+from fedunlearn.evaluation import metrics as m
+from fedunlearn.fl.local_training import predict_logits
+from fedunlearn.fl.params import Params, flatten, set_params
+from fedunlearn.models import build_model
+
+METRIC_NAMES = (
+    "test_accuracy",
+    "test_loss",
+    "remaining_accuracy",
+    "forgotten_accuracy",
+    "forgotten_loss",
+    "backdoor_asr",
+    "mia_auc",
+    "l2_to_retrain",
+    "angle_to_retrain",
+    "kl_to_retrain",
+    "js_to_retrain",
+    "kl_to_retrain_test",
+    "js_to_retrain_test",
+)
+
+
+class Evaluator:
+    """Holds the evaluation sets of one run; ``evaluate`` returns the results.json METRICS.
+
+    Forgotten-client accuracy uses the samples exactly as the clients trained on them (backdoored
+    ones included). Membership inference compares the forgotten clients' clean (unpoisoned)
+    samples with the held-out test set, so that it measures membership, not the backdoor.
+    """
+
+    def __init__(self, cfg: Config, data: FederatedData, forget: list[int]) -> None:
+        self.cfg = cfg
+        self.data = data
+        remaining = [c for c in range(data.num_clients) if c not in set(forget)]
+        self.remaining = data.clients(remaining)
+        self.forgotten = data.clients(sorted(forget))
+        members = np.concatenate([data.partitions[c] for c in sorted(forget)]) if forget else np.zeros(0, np.int64)
+        self.members = data.train.subset(members[~data.poisoned[members]])
+        self.backdoor_target = cfg.backdoor.target_label
+        self.model = build_model(cfg.model, data.input_shape, data.num_classes, cfg.seed)
+        self.batch = cfg.evaluation.batch_size
+
+    def _logits(self, params: Params, data: ArrayDataset) -> np.ndarray:
+        set_params(self.model, params)
+        return predict_logits(self.model, data.x, self.batch)
+
+    def test(self, params: Params) -> tuple[float, float]:
+        """Test accuracy and mean loss: the per-round progress figures."""
+        logits = self._logits(params, self.data.test)
+        return float(m.accuracy(logits, self.data.test.y) or 0.0), float(
+            m.per_sample_loss(logits, self.data.test.y).mean()
+        )
+
+    def evaluate(self, params: Params, retrained: Params | None = None) -> dict[str, Any]:
+        test_logits = self._logits(params, self.data.test)
+        forgotten_logits = self._logits(params, self.forgotten)
+        test_losses = m.per_sample_loss(test_logits, self.data.test.y)
+        forgotten_losses = m.per_sample_loss(forgotten_logits, self.forgotten.y)
+        out: dict[str, Any] = {name: None for name in METRIC_NAMES}
+        out["test_accuracy"] = m.accuracy(test_logits, self.data.test.y)
+        out["test_loss"] = float(test_losses.mean())
+        out["remaining_accuracy"] = m.accuracy(self._logits(params, self.remaining), self.remaining.y)
+        out["forgotten_accuracy"] = m.accuracy(forgotten_logits, self.forgotten.y)
+        out["forgotten_loss"] = float(forgotten_losses.mean()) if len(forgotten_losses) else None
+        if self.data.backdoor_test is not None:
+            triggered = self._logits(params, self.data.backdoor_test)
+            out["backdoor_asr"] = float(np.mean(np.argmax(triggered, axis=1) == self.backdoor_target))
+        member_losses = m.per_sample_loss(self._logits(params, self.members), self.members.y)
+        out["mia_auc"] = m.loss_threshold_mia_auc(member_losses, test_losses)
+        if retrained is not None:
+            a, b = flatten(params), flatten(retrained)
+            out["l2_to_retrain"] = m.l2_distance(a, b)
+            out["angle_to_retrain"] = m.angle_degrees(a, b)
+            ref_forgotten = self._logits(retrained, self.forgotten)
+            ref_test = self._logits(retrained, self.data.test)
+            out["kl_to_retrain"] = m.kl_divergence(ref_forgotten, forgotten_logits)
+            out["js_to_retrain"] = m.js_divergence(ref_forgotten, forgotten_logits)
+            out["kl_to_retrain_test"] = m.kl_divergence(ref_test, test_logits)
+            out["js_to_retrain_test"] = m.js_divergence(ref_test, test_logits)
+        return out

@@ -1,0 +1,1 @@
+"""Federated training on Flower's Message API and simulation engine (Ray)."""

@@ -1,0 +1,79 @@
+"""Model parameters as ordered name → numpy arrays, and the FedAvg arithmetic on them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+Params = dict[str, np.ndarray]
+
+
+def get_params(model: nn.Module) -> Params:
+    """A copy of the model's state as float32/int numpy arrays, in state_dict order."""
+    return {k: v.detach().cpu().numpy().copy() for k, v in model.state_dict().items()}
+
+
+def set_params(model: nn.Module, params: Params) -> None:
+    model.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in params.items()})
+
+
+def is_trainable(array: np.ndarray) -> bool:
+    """Floating arrays take part in updates; integer buffers (e.g. num_batches_tracked) do not."""
+    return bool(np.issubdtype(array.dtype, np.floating))
+
+
+def subtract(a: Params, b: Params) -> Params:
+    """a − b over the floating arrays (the update of a client model a from global model b)."""
+    return {k: a[k] - b[k] for k in a if is_trainable(a[k])}
+
+
+def add(base: Params, delta: Params, scale: float = 1.0) -> Params:
+    """base + scale·delta; arrays absent from delta (integer buffers) are kept from base."""
+    return {k: (v + scale * delta[k]).astype(v.dtype) if k in delta else v.copy() for k, v in base.items()}
+
+
+def weighted_sum(deltas: Sequence[Params], weights: Sequence[float]) -> Params:
+    """Σ_i w_i · delta_i, accumulated in float64 for order-stable sums, returned as float32."""
+    if not deltas:
+        raise ValueError("weighted_sum of no updates")
+    keys = deltas[0].keys()
+    out: Params = {}
+    for k in keys:
+        acc = np.zeros(deltas[0][k].shape, dtype=np.float64)
+        for d, w in zip(deltas, weights, strict=True):
+            acc += w * d[k].astype(np.float64)
+        out[k] = acc.astype(np.float32)
+    return out
+
+
+def sample_weights(num_examples: Sequence[int]) -> list[float]:
+    """FedAvg weights p_k = n_k / Σ n."""
+    total = float(sum(num_examples))
+    if total <= 0:
+        raise ValueError("no training samples among the aggregated clients")
+    return [n / total for n in num_examples]
+
+
+def flatten(params: Params) -> np.ndarray:
+    """The floating arrays concatenated into one float64 vector, in sorted-name order
+    (so that params read from disk and from a model flatten alike)."""
+    parts = [params[k].astype(np.float64).ravel() for k in sorted(params) if is_trainable(params[k])]
+    return np.concatenate(parts) if parts else np.zeros(0)
+
+
+def unflatten(vector: np.ndarray, like: Params) -> Params:
+    """Inverse of ``flatten``: floating arrays from ``vector`` with the shapes of ``like``."""
+    out: Params = {}
+    offset = 0
+    for k in sorted(like):
+        v = like[k]
+        if not is_trainable(v):
+            continue
+        out[k] = vector[offset : offset + v.size].reshape(v.shape).astype(np.float32)
+        offset += v.size
+    if offset != vector.size:
+        raise ValueError(f"vector has {vector.size} values, parameters need {offset}")
+    return out

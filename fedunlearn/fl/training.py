@@ -1,0 +1,109 @@
+"""FedAvg rounds, and the training loop that records every round in the HistoryStore."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from fedunlearn.fl.params import Params, add, sample_weights, subtract, weighted_sum
+from fedunlearn.fl.trainer import ClientTrainer, ClientUpdate, TrainPlan, client_seed
+from fedunlearn.history import HistoryStore
+
+log = logging.getLogger(__name__)
+
+TRAINING_STREAM = 0  # seed stream of federated training; retraining replays it
+
+
+def fedavg(params: Params, updates: list[ClientUpdate]) -> tuple[Params, dict[int, Params]]:
+    """M^{t+1} = M^t + Σ_k p_k (w_k − M^t); also returns each client's update by id."""
+    deltas = {u.cid: subtract(u.params, params) for u in updates}
+    if not updates:
+        return params, deltas
+    weights = sample_weights([u.num_examples for u in updates])
+    return add(params, weighted_sum([deltas[u.cid] for u in updates], weights)), deltas
+
+
+def sample_clients(cids: list[int], fraction: float, rng: np.random.Generator) -> list[int]:
+    """A seeded sample of max(1, round(fraction·K)) client ids, sorted."""
+    if fraction >= 1.0:
+        return sorted(cids)
+    k = max(1, round(fraction * len(cids)))
+    return sorted(int(c) for c in rng.choice(cids, size=k, replace=False))
+
+
+@dataclass
+class RoundLog:
+    """Per-round progress: what results.json lists under training.rounds."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(
+        self, tag: str, round_: int, total: int, accuracy: float, loss: float, wall: float, cids: list[int]
+    ) -> None:
+        self.records.append(
+            {"round": round_, "test_accuracy": accuracy, "test_loss": loss, "wall_s": wall, "clients": cids}
+        )
+        shown = f"{len(cids)} clients" if len(cids) > 12 else f"clients {cids}"
+        log.info(
+            "[%s] round %d/%d  test acc %.4f  loss %.4f  %s  %.2fs", tag, round_, total, accuracy, loss, shown, wall
+        )
+
+
+Evaluate = Callable[[Params], tuple[float, float]]
+
+
+def replay_rounds(
+    trainer: ClientTrainer,
+    start: Params,
+    schedule: list[tuple[int, list[int]]],
+    plan: TrainPlan,
+    seed: int,
+    evaluate: Evaluate,
+    tag: str,
+    on_round: Callable[[int, Params, dict[int, Params], list[ClientUpdate]], None] | None = None,
+) -> tuple[Params, RoundLog]:
+    """Run FedAvg over ``schedule`` (round number, client ids) from ``start``.
+
+    Seeds come from the training stream, so the same schedule reproduces training exactly;
+    retraining passes the training schedule minus the forgotten clients.
+    """
+    params = start
+    rounds = RoundLog()
+    total = schedule[-1][0] if schedule else 0
+    for round_, cids in schedule:
+        t0 = time.perf_counter()
+        seeds = {c: client_seed(seed, TRAINING_STREAM, round_, c) for c in cids}
+        updates = trainer.train(params, seeds, plan, group=f"{tag}-{round_}") if cids else []
+        new_params, deltas = fedavg(params, updates)
+        if on_round is not None:
+            on_round(round_, params, deltas, updates)
+        params = new_params
+        accuracy, loss = evaluate(params)
+        rounds.add(tag, round_, total, accuracy, loss, time.perf_counter() - t0, [u.cid for u in updates])
+    return params, rounds
+
+
+def train_federated(
+    trainer: ClientTrainer,
+    initial: Params,
+    num_clients: int,
+    num_rounds: int,
+    fraction: float,
+    plan: TrainPlan,
+    seed: int,
+    store: HistoryStore,
+    evaluate: Evaluate,
+) -> tuple[Params, RoundLog]:
+    """Federated training from ``initial``; each round's M^t and updates go to ``store`` as it ends."""
+    rng = np.random.default_rng([seed, 1])
+    schedule = [(t, sample_clients(list(range(num_clients)), fraction, rng)) for t in range(1, num_rounds + 1)]
+
+    def record(round_: int, params: Params, deltas: dict[int, Params], updates: list[ClientUpdate]) -> None:
+        store.record_round(round_, params, deltas, {u.cid: u.num_examples for u in updates})
+
+    return replay_rounds(trainer, initial, schedule, plan, seed, evaluate, "train", on_round=record)

@@ -1,0 +1,183 @@
+"""HistoryStore: every ``interval``-th round's global model M^t and client updates U_k^t = w_k − M^t.
+
+Layout under the run's ``history/`` folder, one safetensors file per tensor set (never pickle)::
+
+    manifest.json                      rounds, participants, sample counts, file sizes and SHA-256
+    round_00001/global.safetensors     M^1 (the model the round started from)
+    round_00001/client_00003.safetensors  U_3^1, with num_examples in its metadata
+
+Each file and the manifest are written atomically as the round ends; nothing is kept in RAM
+across rounds but the manifest's small index.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from safetensors.numpy import load as load_safetensors
+from safetensors.numpy import save as save_safetensors
+
+from fedunlearn.fl.params import Params, is_trainable
+
+MANIFEST = "manifest.json"
+DTYPES = {"float32": np.float32, "float16": np.float16}
+
+
+class HistoryCorruptError(RuntimeError):
+    """A stored history file is missing, truncated or does not match its recorded checksum."""
+
+
+def atomic_write(path: Path, payload: bytes) -> None:
+    """Write to a temporary file in the same folder, fsync, then rename over ``path``."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(payload)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+class HistoryStore:
+    """Writes and reads one run's training history (see module docstring for the layout)."""
+
+    def __init__(self, root: Path | str, interval: int = 1, dtype: str = "float32") -> None:
+        if dtype not in DTYPES:
+            raise ValueError(f"history dtype {dtype!r} not in {sorted(DTYPES)}")
+        if interval < 1:
+            raise ValueError(f"history interval must be >= 1, got {interval}")
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        path = self.root / MANIFEST
+        if path.exists():
+            self._manifest: dict[str, Any] = json.loads(path.read_text())
+            if (self._manifest["interval"], self._manifest["dtype"]) != (interval, dtype):
+                raise ValueError(
+                    f"{path} was written with interval/dtype {self._manifest['interval']}/"
+                    f"{self._manifest['dtype']}, asked for {interval}/{dtype}"
+                )
+        else:
+            self._manifest = {"interval": interval, "dtype": dtype, "rounds": {}, "files": {}}
+
+    @classmethod
+    def open(cls, root: Path | str) -> HistoryStore:
+        """Open an existing history for reading."""
+        manifest = json.loads((Path(root) / MANIFEST).read_text())
+        return cls(root, manifest["interval"], manifest["dtype"])
+
+    # -- writing -----------------------------------------------------------------------------------
+
+    @property
+    def interval(self) -> int:
+        return int(self._manifest["interval"])
+
+    @property
+    def dtype(self) -> str:
+        return str(self._manifest["dtype"])
+
+    def stores(self, round_: int) -> bool:
+        """Whether round ``round_`` (1-based) is kept: rounds 1, 1+interval, 1+2·interval, …"""
+        return (round_ - 1) % self.interval == 0
+
+    def _encode(self, params: Params, metadata: dict[str, str] | None = None) -> bytes:
+        dtype = DTYPES[self.dtype]
+        arrays = {k: np.ascontiguousarray(v.astype(dtype) if is_trainable(v) else v) for k, v in params.items()}
+        return save_safetensors(arrays, metadata=metadata)
+
+    def _write(self, rel: str, payload: bytes) -> None:
+        path = self.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, payload)
+        self._manifest["files"][rel] = {"bytes": len(payload), "sha256": hashlib.sha256(payload).hexdigest()}
+
+    def record_round(
+        self,
+        round_: int,
+        global_params: Params,
+        updates: Mapping[int, Params],
+        num_examples: Mapping[int, int],
+    ) -> None:
+        """Record who trained in round ``round_`` and, if the round is kept, M^t and each U_k^t."""
+        stored = self.stores(round_)
+        if stored:
+            self._write(f"{_round_dir(round_)}/global.safetensors", self._encode(global_params))
+            for cid in sorted(updates):
+                meta = {"num_examples": str(num_examples[cid])}
+                self._write(_client_file(round_, cid), self._encode(updates[cid], meta))
+        self._manifest["rounds"][str(round_)] = {
+            "stored": stored,
+            "clients": sorted(int(c) for c in updates),
+            "num_examples": {str(c): int(num_examples[c]) for c in sorted(updates)},
+        }
+        atomic_write(self.root / MANIFEST, json.dumps(self._manifest, indent=1).encode())
+
+    # -- reading -----------------------------------------------------------------------------------
+
+    def rounds(self) -> list[int]:
+        """All recorded rounds, stored or not."""
+        return sorted(int(r) for r in self._manifest["rounds"])
+
+    def rounds_stored(self) -> list[int]:
+        return [r for r in self.rounds() if self._manifest["rounds"][str(r)]["stored"]]
+
+    def participants(self, round_: int) -> list[int]:
+        """Client ids whose update was aggregated in round ``round_`` (known for every round)."""
+        return list(self._round(round_)["clients"])
+
+    def num_examples(self, round_: int, cid: int) -> int:
+        return int(self._round(round_)["num_examples"][str(cid)])
+
+    def first_round_of(self, cids: list[int]) -> int | None:
+        """The first round in which any of ``cids`` took part, or None if none ever did."""
+        wanted = set(cids)
+        return next((r for r in self.rounds() if wanted & set(self.participants(r))), None)
+
+    def global_model(self, round_: int) -> Params:
+        """M^t: the global model round ``round_`` started from (float32)."""
+        self._require_stored(round_)
+        return self._read(f"{_round_dir(round_)}/global.safetensors", f"round {round_}, global model")
+
+    def client_update(self, round_: int, cid: int) -> Params:
+        """U_k^t = w_k^t − M^t of client ``cid`` in round ``round_`` (float32)."""
+        self._require_stored(round_)
+        if cid not in self.participants(round_):
+            raise KeyError(f"client {cid} did not take part in round {round_}")
+        return self._read(_client_file(round_, cid), f"round {round_}, client {cid}")
+
+    def total_bytes(self) -> int:
+        """Bytes of all stored tensor files (headers included, manifest excluded)."""
+        return sum(int(f["bytes"]) for f in self._manifest["files"].values())
+
+    def _round(self, round_: int) -> dict[str, Any]:
+        try:
+            return dict(self._manifest["rounds"][str(round_)])
+        except KeyError:
+            raise KeyError(f"round {round_} is not in the history (rounds 1..{len(self.rounds())})") from None
+
+    def _require_stored(self, round_: int) -> None:
+        if not self._round(round_)["stored"]:
+            raise KeyError(f"round {round_} is not stored (history.interval={self.interval})")
+
+    def _read(self, rel: str, what: str) -> Params:
+        entry = self._manifest["files"].get(rel)
+        path = self.root / rel
+        if entry is None or not path.exists():
+            raise HistoryCorruptError(f"history file for {what} is missing: {path}")
+        payload = path.read_bytes()
+        if len(payload) != entry["bytes"] or hashlib.sha256(payload).hexdigest() != entry["sha256"]:
+            raise HistoryCorruptError(f"history file for {what} is corrupted (checksum mismatch): {path}")
+        arrays = load_safetensors(payload)
+        return {k: v.astype(np.float32) if is_trainable(v) else v for k, v in arrays.items()}
+
+
+def _round_dir(round_: int) -> str:
+    return f"round_{round_:05d}"
+
+
+def _client_file(round_: int, cid: int) -> str:
+    return f"{_round_dir(round_)}/client_{cid:05d}.safetensors"

@@ -1,0 +1,1 @@
+"""results.json, console summaries, tables and plots."""

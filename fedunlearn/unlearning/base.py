@@ -1,0 +1,53 @@
+"""The interface every unlearning method implements, and what it is given."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from fedunlearn.config import Config
+from fedunlearn.fl.params import Params
+from fedunlearn.fl.trainer import ClientTrainer, TrainPlan
+from fedunlearn.fl.training import Evaluate, RoundLog
+from fedunlearn.history import HistoryStore
+
+
+@dataclass
+class UnlearningContext:
+    """One unlearning request: the trained model, its history, who leaves, and the federation.
+
+    ``trainer`` reaches the remaining clients' ClientApps through the same simulation; its cost
+    is metered by the caller, so a method reports only what is specific to it in ``info``.
+    """
+
+    cfg: Config
+    history: HistoryStore
+    forget: list[int]
+    trainer: ClientTrainer
+    trained: Params
+    evaluate: Evaluate
+
+    def plan(self, local_epochs: int | None = None) -> TrainPlan:
+        return TrainPlan.from_config(self.cfg, local_epochs)
+
+    def remaining(self, round_: int) -> list[int]:
+        """Clients that took part in ``round_`` and are not forgotten."""
+        gone = set(self.forget)
+        return [c for c in self.history.participants(round_) if c not in gone]
+
+
+@dataclass
+class UnlearningOutcome:
+    params: Params
+    rounds: RoundLog = field(default_factory=RoundLog)
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class UnlearningMethod(ABC):
+    """Removes the forgotten clients' contribution from the trained model."""
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def unlearn(self, ctx: UnlearningContext) -> UnlearningOutcome: ...

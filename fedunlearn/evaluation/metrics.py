@@ -20,6 +20,8 @@ def accuracy(logits: np.ndarray, labels: np.ndarray) -> float | None:
 
 def per_sample_loss(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Cross-entropy of each sample."""
+    if len(labels) == 0:
+        return np.zeros(0)
     return -log_softmax(logits)[np.arange(len(labels)), labels]
 
 

@@ -1,0 +1,47 @@
+import numpy as np
+import pytest
+
+from fedunlearn.unlearning.calibration import calibrate_client, calibrate_layers, calibrated_step, rescale
+
+
+def v(*xs: float) -> dict[str, np.ndarray]:
+    return {"a": np.array(xs[:2], np.float32), "b": np.array(xs[2:], np.float32)}
+
+
+def test_rescale() -> None:
+    np.testing.assert_allclose(rescale(np.array([0.0, 2.0]), 5.0), [0.0, 5.0])
+    np.testing.assert_array_equal(rescale(np.zeros(3), 5.0), np.zeros(3))
+
+
+def test_client_calibration_keeps_old_norm_new_direction() -> None:
+    old = v(3.0, 0.0, 4.0)  # ‖old‖ = 5
+    new = v(0.0, 1.0, 0.0)  # direction e2
+    np.testing.assert_allclose(calibrate_client(old, new)["a"], [0.0, 5.0])
+    np.testing.assert_allclose(calibrate_client(old, new)["b"], [0.0])
+
+
+def test_layer_calibration_is_per_array() -> None:
+    old = v(3.0, 4.0, 2.0)  # ‖a‖ = 5, ‖b‖ = 2
+    new = v(1.0, 0.0, -0.5)
+    out = calibrate_layers(old, new)
+    np.testing.assert_allclose(out["a"], [5.0, 0.0])
+    np.testing.assert_allclose(out["b"], [-2.0])
+
+
+def test_calibrated_step_client_granularity() -> None:
+    old = [v(3.0, 4.0, 0.0), v(0.0, 0.0, 2.0)]  # norms 5 and 2
+    new = [v(1.0, 0.0, 0.0), v(0.0, 3.0, 0.0)]
+    # Ũ_1 = [5, 0 | 0], Ũ_2 = [0, 2 | 0]; p' = (0.5, 0.5) → [2.5, 1 | 0]
+    step = calibrated_step(old, new, [0.5, 0.5], "client")
+    np.testing.assert_allclose(step["a"], [2.5, 1.0])
+    np.testing.assert_allclose(step["b"], [0.0])
+
+
+def test_calibrated_step_layer_granularity() -> None:
+    old = [v(3.0, 4.0, 0.0), v(3.0, 4.0, 2.0)]  # mean a = [3, 4] (norm 5), mean b = [1]
+    new = [v(1.0, 0.0, 0.0), v(1.0, 0.0, -4.0)]  # mean a = [1, 0], mean b = [-2]
+    step = calibrated_step(old, new, [0.5, 0.5], "layer")
+    np.testing.assert_allclose(step["a"], [5.0, 0.0])
+    np.testing.assert_allclose(step["b"], [-1.0])
+    with pytest.raises(ValueError):
+        calibrated_step(old, new, [0.5, 0.5], "model")

@@ -1,0 +1,72 @@
+"""End to end through the ``fedunlearn`` Hydra app: Flower's simulation engine with ClientApps on Ray."""
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import TINY, load_results, run_cli
+
+pytestmark = pytest.mark.e2e
+
+METRICS = {
+    "test_accuracy", "remaining_accuracy", "forgotten_accuracy", "backdoor_asr", "mia_auc",
+    "l2_to_retrain", "angle_to_retrain", "kl_to_retrain", "js_to_retrain",
+}
+
+
+def test_showcase_through_flower(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    proc = run_cli(*TINY, "fl.num_rounds=6", "backdoor.clients=[1]", "forget.clients=[1]", f"hydra.run.dir={run_dir}",
+                   cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = load_results(run_dir)
+    assert res["config"]["fl"]["num_clients"] == 4
+    train = res["training"]
+    assert [r["round"] for r in train["rounds"]] == list(range(1, 7))
+    assert set(train["rounds"][0]) >= {"round", "test_accuracy", "test_loss", "wall_s", "clients"}
+    assert train["rounds"][0]["clients"] == [0, 1, 2, 3]
+    assert train["client_epochs"] == 6 * 4 * 2
+    hist = res["history"]
+    assert hist["rounds_stored"] == 6 and hist["dtype"] == "float32" and hist["interval"] == 1
+    stored = sum(p.stat().st_size for p in (run_dir / "history").rglob("*.safetensors"))
+    assert hist["bytes"] == stored
+    assert METRICS <= set(res["before_unlearning"]["metrics"])
+    assert set(res["unlearning"]) == {"retrain", "federaser", "fedaccum"}
+    for name, entry in res["unlearning"].items():
+        assert entry["clients"] == [1]
+        assert {"wall_s", "client_epochs", "rounds", "speedup_vs_retrain", "metrics"} <= set(entry)
+        assert METRICS <= set(entry["metrics"]), name
+    assert res["unlearning"]["retrain"]["client_epochs"] == 6 * 3 * 2
+    # Δt = 2 → 3 steps, 2 calibrated with ⌈0.5·2⌉ = 1 epoch on 3 clients, sent through Flower
+    assert res["unlearning"]["federaser"]["client_epochs"] == 2 * 3
+    assert res["unlearning"]["federaser"]["rounds"] == 2
+    assert res["unlearning"]["federaser"]["speedup_vs_retrain"]["client_epochs"] == pytest.approx(6.0)
+    assert res["unlearning"]["retrain"]["metrics"]["l2_to_retrain"] == 0.0
+    assert "federaser" in proc.stdout and "speedup" in proc.stdout  # console comparison table
+
+
+def test_multirun_and_same_seed_gives_identical_rounds(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    proc = run_cli("-m", *TINY, "experiment=train_only", "seed=1,2", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    first, second = load_results(sweep / "0"), load_results(sweep / "1")
+    assert (first["config"]["seed"], second["config"]["seed"]) == (1, 2)
+    again_dir = tmp_path / "again"
+    proc = run_cli(*TINY, "experiment=train_only", "seed=1", f"hydra.run.dir={again_dir}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    again = load_results(again_dir)
+    accuracy = [r["test_accuracy"] for r in first["training"]["rounds"]]
+    assert accuracy == [r["test_accuracy"] for r in again["training"]["rounds"]]
+    assert accuracy != [r["test_accuracy"] for r in second["training"]["rounds"]]
+
+
+def test_dirichlet_twenty_clients_with_sampling(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    proc = run_cli(
+        "experiment=train_only", "partition=dirichlet", "partition.alpha=0.3", "fl.num_clients=20", "seed=7",
+        "fl.num_rounds=2", "fl.fraction_train=0.5", "history.dtype=float16", f"hydra.run.dir={run_dir}", cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = load_results(run_dir)
+    assert [len(r["clients"]) for r in res["training"]["rounds"]] == [10, 10]
+    assert res["history"]["dtype"] == "float16"

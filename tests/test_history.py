@@ -1,0 +1,90 @@
+import numpy as np
+import pytest
+
+from fedunlearn.history import HistoryCorruptError, HistoryStore
+
+SHAPES = {"layer.weight": (6, 5), "layer.bias": (6,)}  # 36 parameters
+NUM_PARAMS = 36
+
+
+def params(value: float) -> dict[str, np.ndarray]:
+    return {k: np.full(s, value, np.float32) for k, s in SHAPES.items()}
+
+
+def fill(store: HistoryStore, rounds: int, clients: list[int]) -> None:
+    for t in range(1, rounds + 1):
+        g = params(float(t))
+        client_models = {c: params(t + 0.5 * (c + 1)) for c in clients}
+        deltas = {c: {k: client_models[c][k] - g[k] for k in g} for c in clients}
+        store.record_round(t, g, deltas, {c: 10 * (c + 1) for c in clients})
+
+
+def test_updates_are_client_minus_round_start_model(tmp_path) -> None:
+    store = HistoryStore(tmp_path, interval=1)
+    fill(store, 2, [0, 3])
+    # client 3 in round 2: w = 2 + 0.5*4 = 4, M^2 = 2 → U = 2
+    np.testing.assert_allclose(store.client_update(2, 3)["layer.weight"], np.full((6, 5), 2.0))
+    np.testing.assert_allclose(store.global_model(2)["layer.bias"], np.full(6, 2.0))
+    assert store.participants(2) == [0, 3]
+    assert store.num_examples(1, 3) == 40
+    with pytest.raises(KeyError):
+        store.client_update(1, 1)
+
+
+def test_interval_keeps_every_nth_round_but_records_participants(tmp_path) -> None:
+    store = HistoryStore(tmp_path, interval=2)
+    fill(store, 5, [0, 1])
+    assert store.rounds() == [1, 2, 3, 4, 5]
+    assert store.rounds_stored() == [1, 3, 5]
+    assert store.participants(4) == [0, 1]
+    with pytest.raises(KeyError, match="not stored"):
+        store.global_model(2)
+
+
+@pytest.mark.parametrize("dtype,width", [("float32", 4), ("float16", 2)])
+def test_bytes_follow_the_formula(tmp_path, dtype: str, width: int) -> None:
+    rounds, clients = 6, [0, 1, 2]
+    store = HistoryStore(tmp_path, interval=2, dtype=dtype)
+    fill(store, rounds, clients)
+    files = len(store.rounds_stored()) * (len(clients) + 1)
+    payload = files * NUM_PARAMS * width
+    header = store.total_bytes() - payload
+    assert 0 < header <= files * 256  # safetensors JSON header per file
+    assert store.total_bytes() == sum(p.stat().st_size for p in tmp_path.rglob("*.safetensors"))
+
+
+def test_float16_halves_the_payload(tmp_path) -> None:
+    a = HistoryStore(tmp_path / "a", dtype="float32")
+    b = HistoryStore(tmp_path / "b", dtype="float16")
+    fill(a, 3, [0, 1])
+    fill(b, 3, [0, 1])
+    files = 3 * 3
+    assert a.total_bytes() - files * NUM_PARAMS * 4 == pytest.approx(b.total_bytes() - files * NUM_PARAMS * 2, abs=64)
+    assert b.global_model(1)["layer.weight"].dtype == np.float32  # read back as float32
+
+
+def test_reopen_and_first_round(tmp_path) -> None:
+    store = HistoryStore(tmp_path)
+    fill(store, 3, [2])
+    again = HistoryStore.open(tmp_path)
+    assert again.rounds() == [1, 2, 3]
+    assert again.first_round_of([2]) == 1
+    assert again.first_round_of([0]) is None
+
+
+def test_corrupted_or_missing_files_are_detected(tmp_path) -> None:
+    store = HistoryStore(tmp_path)
+    fill(store, 2, [0, 1])
+    path = tmp_path / "round_00002" / "client_00001.safetensors"
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(HistoryCorruptError, match="round 2, client 1"):
+        store.client_update(2, 1)
+    path.write_bytes(bytes(data[:-10]))
+    with pytest.raises(HistoryCorruptError, match="round 2, client 1"):
+        store.client_update(2, 1)
+    (tmp_path / "round_00001" / "global.safetensors").unlink()
+    with pytest.raises(HistoryCorruptError, match="missing"):
+        store.global_model(1)
+    assert store.client_update(1, 0)["layer.bias"][0] == pytest.approx(0.5)

@@ -48,8 +48,15 @@ def main(dcfg: DictConfig) -> None:
     results = simulate(cfg, run_dir)
     config: dict[str, Any] = cast(dict[str, Any], OmegaConf.to_container(dcfg, resolve=True))
     path = write_results(run_dir, config, results)
+    if "unlearning" in results:
+        from fedunlearn.reporting.plots import plot_methods, plot_rounds
+        from fedunlearn.reporting.tables import write_comparison
+
+        write_comparison(run_dir, results)
+        plot_methods(run_dir, results)
+        plot_rounds(run_dir, results)
     print(summary(results))
-    print(f"results: {path}")
+    print(f"results: {path} (tables: comparison.md/.tex/.csv, plots: methods.png, rounds.png)")
 
 
 if __name__ == "__main__":

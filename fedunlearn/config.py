@@ -114,11 +114,64 @@ class FedAccumConfig:
 
 
 @dataclass
+class RollbackConfig:
+    pass
+
+
+@dataclass
+class FinetuneConfig:
+    rounds: int = MISSING
+
+
+@dataclass
+class FedRecoverConfig:
+    warmup_rounds: int = MISSING  # T_w
+    correction_period: int = MISSING  # T_c
+    final_rounds: int = MISSING  # T_f
+    buffer_size: int = MISSING  # s
+    tau_quantile: float = MISSING
+    tau_factor: float = MISSING
+
+
+@dataclass
+class PGAConfig:
+    epochs: int = MISSING
+    lr: float = MISSING
+    clip: float = MISSING
+    radius_fraction: float = MISSING
+    random_models: int = MISSING
+    stop_accuracy: float = MISSING
+    post_rounds: int = MISSING
+
+
+@dataclass
+class FedRecoveryConfig:
+    epsilon: float = MISSING
+    beta: float = MISSING
+    sensitivity_scale: float = MISSING
+
+
+@dataclass
+class KDConfig:
+    server_samples: int = MISSING
+    epochs: int = MISSING
+    lr: float = MISSING
+    temperature: float = MISSING
+    batch_size: int = MISSING
+
+
+@dataclass
 class UnlearningConfig:
-    methods: Any = MISSING  # list of method names
+    methods: Any = MISSING  # list of method names, or "all"
     retrain: RetrainConfig = field(default_factory=RetrainConfig)
     federaser: FedEraserConfig = field(default_factory=FedEraserConfig)
     fedaccum: FedAccumConfig = field(default_factory=FedAccumConfig)
+    rollback: RollbackConfig = field(default_factory=RollbackConfig)
+    fedrecover: FedRecoverConfig = field(default_factory=FedRecoverConfig)
+    pga: PGAConfig = field(default_factory=PGAConfig)
+    fedrecovery: FedRecoveryConfig = field(default_factory=FedRecoveryConfig)
+    kd: KDConfig = field(default_factory=KDConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
 
 
 @dataclass
@@ -246,4 +299,30 @@ def validate(cfg: Config, registered_methods: tuple[str, ...]) -> None:
                 f"{interval} is not a multiple of history.interval={cfg.history.interval}; "
                 "the history does not store the rounds it replays",
             )
+    needs_every_round = [m for m in methods if m in ("fedrecover", "fedrecovery", "kd")]
+    if needs_every_round and cfg.history.interval != 1:
+        raise ConfigError(
+            "history.interval", f"must be 1 for {', '.join(needs_every_round)} (they read every round's updates)"
+        )
+    u = cfg.unlearning
+    _at_least("unlearning.finetune.rounds", u.finetune.rounds, 1)
+    fr = u.fedrecover
+    _at_least("unlearning.fedrecover.buffer_size", fr.buffer_size, 1)
+    if fr.warmup_rounds <= fr.buffer_size:
+        raise ConfigError("unlearning.fedrecover.warmup_rounds", "must exceed unlearning.fedrecover.buffer_size")
+    _at_least("unlearning.fedrecover.correction_period", fr.correction_period, 1)
+    _at_least("unlearning.fedrecover.final_rounds", fr.final_rounds, 0)
+    _in_range("unlearning.fedrecover.tau_quantile", fr.tau_quantile, 0.0, 1.0)
+    _in_range("unlearning.fedrecover.tau_factor", fr.tau_factor, 0.0, float("inf"), low_open=True)
+    _at_least("unlearning.pga.epochs", u.pga.epochs, 1)
+    _in_range("unlearning.pga.lr", u.pga.lr, 0.0, float("inf"), low_open=True)
+    _in_range("unlearning.pga.radius_fraction", u.pga.radius_fraction, 0.0, float("inf"), low_open=True)
+    _at_least("unlearning.pga.random_models", u.pga.random_models, 1)
+    _at_least("unlearning.pga.post_rounds", u.pga.post_rounds, 0)
+    _in_range("unlearning.fedrecovery.epsilon", u.fedrecovery.epsilon, 0.0, float("inf"), low_open=True)
+    _in_range("unlearning.fedrecovery.beta", u.fedrecovery.beta, 0.0, 1.0, low_open=True)
+    _at_least("unlearning.fedrecovery.sensitivity_scale", u.fedrecovery.sensitivity_scale, 0.0)
+    _at_least("unlearning.kd.server_samples", u.kd.server_samples, 1)
+    _at_least("unlearning.kd.epochs", u.kd.epochs, 1)
+    _in_range("unlearning.kd.temperature", u.kd.temperature, 0.0, float("inf"), low_open=True)
     _at_least("evaluation.batch_size", cfg.evaluation.batch_size, 1)

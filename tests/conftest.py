@@ -23,6 +23,7 @@ TINY = [
     "fl.num_rounds=4",
     "fl.local_epochs=2",
     "fl.batch_size=16",
+    "unlearning.kd.server_samples=20",
 ]
 
 
@@ -44,7 +45,11 @@ def run_cli(*args: str, cwd: Path, timeout: float = 300) -> subprocess.Completed
     env = {**os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONUNBUFFERED": "1"}
     return subprocess.run(
         [sys.executable, "-m", "fedunlearn", *args, "ray.num_cpus=2"],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 

@@ -38,7 +38,7 @@ def test_bad_values_name_the_key(override: str, key: str) -> None:
 
 
 def test_history_interval_must_allow_the_replay_interval() -> None:
-    with pytest.raises(ConfigError, match="multiple of history.interval"):
+    with pytest.raises(ConfigError, match=r"multiple of history\.interval"):
         make_config("history.interval=3")
     make_config("history.interval=2")  # 2 divides federaser's and fedaccum's interval 2
 
@@ -61,7 +61,9 @@ def test_forgetting_everyone_is_refused() -> None:
 def test_cli_rejects_bad_config_with_one_message(tmp_path: Path, override: str, message: str) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "fedunlearn", override, f"hydra.run.dir={tmp_path}"],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode != 0
     assert message in proc.stderr + proc.stdout

@@ -16,7 +16,7 @@ def test_digits_is_bundled_and_split_by_seed() -> None:
     a, b, c = load_dataset(cfg, 0), load_dataset(cfg, 0), load_dataset(cfg, 1)
     assert a.input_shape == (1, 8, 8) and a.num_classes == 10
     assert len(a.train) + len(a.test) == 1797
-    assert 0.0 <= a.train.x.min() and a.train.x.max() <= 1.0
+    assert a.train.x.min() >= 0.0 and a.train.x.max() <= 1.0
     np.testing.assert_array_equal(a.test.y, b.test.y)
     assert not np.array_equal(a.test.y, c.test.y)
 
@@ -62,7 +62,7 @@ def test_trigger_on_images_and_flat_inputs() -> None:
 
 def test_backdoored_clients_poison_their_share() -> None:
     cfg = make_config("backdoor.clients=[1]", "backdoor.fraction=0.5", "forget.clients=[1]")
-    data = federated_data(cfg.dataset, cfg.partition, cfg.backdoor, cfg.fl.num_clients, cfg.seed)
+    data = federated_data(cfg)
     part = data.partitions[1]
     assert data.poisoned[part].sum() == round(0.5 * len(part))
     assert data.poisoned.sum() == data.poisoned[part].sum()
@@ -88,8 +88,17 @@ def _write_local_image_dataset(root: Path, channels: int) -> None:
 def test_huggingface_loader_on_local_data(tmp_path: Path, channels: int) -> None:
     _write_local_image_dataset(tmp_path, channels)
     cfg = DatasetConfig(
-        name="mnist", hf_path=str(tmp_path), image_key="image", label_key="label", test_fraction=None,
-        num_samples=None, num_classes=None, shape=None, class_sep=None, max_train_samples=30, max_test_samples=None,
+        name="mnist",
+        hf_path=str(tmp_path),
+        image_key="image",
+        label_key="label",
+        test_fraction=None,
+        num_samples=None,
+        num_classes=None,
+        shape=None,
+        class_sep=None,
+        max_train_samples=30,
+        max_test_samples=None,
     )
     s = load_dataset(cfg, 0)
     assert s.input_shape == (channels, 8, 8)

@@ -9,15 +9,23 @@ from tests.conftest import TINY, load_results, run_cli
 pytestmark = pytest.mark.e2e
 
 METRICS = {
-    "test_accuracy", "remaining_accuracy", "forgotten_accuracy", "backdoor_asr", "mia_auc",
-    "l2_to_retrain", "angle_to_retrain", "kl_to_retrain", "js_to_retrain",
+    "test_accuracy",
+    "remaining_accuracy",
+    "forgotten_accuracy",
+    "backdoor_asr",
+    "mia_auc",
+    "l2_to_retrain",
+    "angle_to_retrain",
+    "kl_to_retrain",
+    "js_to_retrain",
 }
 
 
 def test_showcase_through_flower(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    proc = run_cli(*TINY, "fl.num_rounds=6", "backdoor.clients=[1]", "forget.clients=[1]", f"hydra.run.dir={run_dir}",
-                   cwd=tmp_path)
+    proc = run_cli(
+        *TINY, "fl.num_rounds=6", "backdoor.clients=[1]", "forget.clients=[1]", f"hydra.run.dir={run_dir}", cwd=tmp_path
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = load_results(run_dir)
     assert res["config"]["fl"]["num_clients"] == 4
@@ -30,12 +38,12 @@ def test_showcase_through_flower(tmp_path: Path) -> None:
     assert hist["rounds_stored"] == 6 and hist["dtype"] == "float32" and hist["interval"] == 1
     stored = sum(p.stat().st_size for p in (run_dir / "history").rglob("*.safetensors"))
     assert hist["bytes"] == stored
-    assert METRICS <= set(res["before_unlearning"]["metrics"])
+    assert set(res["before_unlearning"]["metrics"]) >= METRICS
     assert set(res["unlearning"]) == {"retrain", "federaser", "fedaccum"}
     for name, entry in res["unlearning"].items():
         assert entry["clients"] == [1]
         assert {"wall_s", "client_epochs", "rounds", "speedup_vs_retrain", "metrics"} <= set(entry)
-        assert METRICS <= set(entry["metrics"]), name
+        assert set(entry["metrics"]) >= METRICS, name
     assert res["unlearning"]["retrain"]["client_epochs"] == 6 * 3 * 2
     # Δt = 2 → 3 steps, 2 calibrated with ⌈0.5·2⌉ = 1 epoch on 3 clients, sent through Flower
     assert res["unlearning"]["federaser"]["client_epochs"] == 2 * 3
@@ -63,8 +71,16 @@ def test_multirun_and_same_seed_gives_identical_rounds(tmp_path: Path) -> None:
 def test_dirichlet_twenty_clients_with_sampling(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     proc = run_cli(
-        "experiment=train_only", "partition=dirichlet", "partition.alpha=0.3", "fl.num_clients=20", "seed=7",
-        "fl.num_rounds=2", "fl.fraction_train=0.5", "history.dtype=float16", f"hydra.run.dir={run_dir}", cwd=tmp_path,
+        "experiment=train_only",
+        "partition=dirichlet",
+        "partition.alpha=0.3",
+        "fl.num_clients=20",
+        "seed=7",
+        "fl.num_rounds=2",
+        "fl.fraction_train=0.5",
+        "history.dtype=float16",
+        f"hydra.run.dir={run_dir}",
+        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = load_results(run_dir)

@@ -20,19 +20,28 @@ from fedunlearn.unlearning import UnlearningContext
 
 
 def train(cfg: Config, root: Path) -> tuple[Params, HistoryStore, Evaluator, LocalTrainer]:
-    data = federated_data(cfg.dataset, cfg.partition, cfg.backdoor, cfg.fl.num_clients, cfg.seed)
+    data = federated_data(cfg)
     trainer = LocalTrainer(cfg, data)
     store = HistoryStore(root / "history", cfg.history.interval, cfg.history.dtype)
     evaluator = Evaluator(cfg, data, list(cfg.forget.clients))
     init = get_params(build_model(cfg.model, data.input_shape, data.num_classes, cfg.seed))
     trained, _ = train_federated(
-        trainer, init, cfg.fl.num_clients, cfg.fl.num_rounds, cfg.fl.fraction_train, TrainPlan.from_config(cfg),
-        cfg.seed, store, evaluator.test,
+        trainer,
+        init,
+        cfg.fl.num_clients,
+        cfg.fl.num_rounds,
+        cfg.fl.fraction_train,
+        TrainPlan.from_config(cfg),
+        cfg.seed,
+        store,
+        evaluator.test,
     )
     return trained, store, evaluator, trainer
 
 
-def unlearn(name: str, cfg: Config, store: HistoryStore, trained: Params, trainer, evaluator) -> tuple[Params, CostMeter]:
+def unlearn(
+    name: str, cfg: Config, store: HistoryStore, trained: Params, trainer, evaluator
+) -> tuple[Params, CostMeter]:
     meter = CostMeter(trainer)
     ctx = UnlearningContext(cfg, store, list(cfg.forget.clients), meter, trained, evaluator.test)
     return unlearning.create(name).unlearn(ctx).params, meter
@@ -102,8 +111,11 @@ def test_fedaccum_sums_remaining_updates(tiny_config, tmp_path) -> None:
     cfg = tiny_config("fl.num_rounds=3", "unlearning.fedaccum.interval=1")
     store = HistoryStore(tmp_path, 1)
     for t in (1, 2, 3):
-        upd = {0: {"w": np.full(2, 9.0, np.float32)}, 1: {"w": np.full(2, 1.0, np.float32)},
-               2: {"w": np.full(2, 3.0, np.float32)}}
+        upd = {
+            0: {"w": np.full(2, 9.0, np.float32)},
+            1: {"w": np.full(2, 1.0, np.float32)},
+            2: {"w": np.full(2, 3.0, np.float32)},
+        }
         store.record_round(t, {"w": np.zeros(2, np.float32)}, upd, {0: 10, 1: 10, 2: 30})
     meter = CostMeter(DirectionTrainer({}))
     ctx = UnlearningContext(cfg, store, [0], meter, {}, lambda p: (0.0, 0.0))
@@ -115,9 +127,13 @@ def test_fedaccum_sums_remaining_updates(tiny_config, tmp_path) -> None:
 
 def test_experiment_in_process_removes_the_backdoor(tiny_config, tmp_path) -> None:
     cfg = tiny_config(
-        "fl.num_rounds=8", "fl.lr=0.1", "backdoor.clients=[1]", "forget.clients=[1]", "backdoor.fraction=1.0",
+        "fl.num_rounds=8",
+        "fl.lr=0.1",
+        "backdoor.clients=[1]",
+        "forget.clients=[1]",
+        "backdoor.fraction=1.0",
     )
-    data = federated_data(cfg.dataset, cfg.partition, cfg.backdoor, cfg.fl.num_clients, cfg.seed)
+    data = federated_data(cfg)
     results = run_experiment(cfg, LocalTrainer(cfg, data), tmp_path)
     before = results["before_unlearning"]["metrics"]
     retrain = results["unlearning"]["retrain"]["metrics"]

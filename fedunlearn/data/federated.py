@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from fedunlearn.config import BackdoorConfig, DatasetConfig, PartitionConfig
+from fedunlearn.config import BackdoorConfig, Config, DatasetConfig, PartitionConfig
 from fedunlearn.data.backdoor import choose_poisoned, poison, triggered_test_set
 from fedunlearn.data.datasets import ArrayDataset, load_dataset
 from fedunlearn.data.partition import partition_indices
@@ -24,6 +24,7 @@ class FederatedData:
     poisoned: np.ndarray  # bool mask over train
     num_classes: int
     backdoor_test: ArrayDataset | None  # triggered test inputs with true label != target
+    server: ArrayDataset  # unlabeled server-held inputs (labels kept only for checks), not in test
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -43,9 +44,18 @@ class FederatedData:
 
 
 def _build(
-    dataset: DatasetConfig, partition: PartitionConfig, backdoor: BackdoorConfig, num_clients: int, seed: int
+    dataset: DatasetConfig,
+    partition: PartitionConfig,
+    backdoor: BackdoorConfig,
+    num_clients: int,
+    seed: int,
+    server_samples: int,
 ) -> FederatedData:
     splits = load_dataset(dataset, seed)
+    if server_samples >= len(splits.test):
+        raise ValueError(f"unlearning.kd.server_samples={server_samples} leaves no test set ({len(splits.test)})")
+    held_out = np.arange(len(splits.test))
+    server, test = splits.test.subset(held_out[:server_samples]), splits.test.subset(held_out[server_samples:])
     parts = partition_indices(splits.train.y, partition, num_clients, seed)
     train = splits.train
     poisoned = np.zeros(len(train), dtype=bool)
@@ -59,14 +69,15 @@ def _build(
         idx = np.concatenate(chosen)
         train = poison(train, idx, backdoor.target_label, backdoor.trigger_size, value)
         poisoned[idx] = True
-        backdoor_test = triggered_test_set(splits.test, backdoor.target_label, backdoor.trigger_size, value)
+        backdoor_test = triggered_test_set(test, backdoor.target_label, backdoor.trigger_size, value)
     return FederatedData(
         train=train,
-        test=splits.test,
+        test=test,
         partitions=tuple(parts),
         poisoned=poisoned,
         num_classes=splits.num_classes,
         backdoor_test=backdoor_test,
+        server=server,
     )
 
 
@@ -79,20 +90,20 @@ def _cached(key: str) -> FederatedData:
         BackdoorConfig(**spec["backdoor"]),
         spec["num_clients"],
         spec["seed"],
+        spec["server_samples"],
     )
 
 
-def federated_data(
-    dataset: DatasetConfig, partition: PartitionConfig, backdoor: BackdoorConfig, num_clients: int, seed: int
-) -> FederatedData:
+def federated_data(cfg: Config) -> FederatedData:
     """Build (once per process: clients and server share the recipe, not the arrays) the federation's data."""
     key = json.dumps(
         {
-            "dataset": asdict(dataset),
-            "partition": asdict(partition),
-            "backdoor": asdict(backdoor),
-            "num_clients": num_clients,
-            "seed": seed,
+            "dataset": asdict(cfg.dataset),
+            "partition": asdict(cfg.partition),
+            "backdoor": asdict(cfg.backdoor),
+            "num_clients": cfg.fl.num_clients,
+            "seed": cfg.seed,
+            "server_samples": cfg.unlearning.kd.server_samples,
         },
         sort_keys=True,
     )

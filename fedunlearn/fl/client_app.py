@@ -36,7 +36,7 @@ def number(record: ConfigRecord | MetricRecord, key: str) -> float:
 
 
 def _data(cfg: Config) -> FederatedData:
-    return federated_data(cfg.dataset, cfg.partition, cfg.backdoor, cfg.fl.num_clients, cfg.seed)
+    return federated_data(cfg)
 
 
 def _device() -> torch.device:

@@ -1,6 +1,16 @@
 """Unlearning methods behind one interface; importing this package registers them all."""
 
-from fedunlearn.unlearning import fedaccum, federaser, retrain  # noqa: F401  (registration)
+from fedunlearn.unlearning import (  # noqa: F401  (registration, in the order `all` runs them)
+    fedaccum,
+    federaser,
+    fedrecover,
+    fedrecovery,
+    finetune,
+    kd,
+    pga,
+    retrain,
+    rollback,
+)
 from fedunlearn.unlearning.base import UnlearningContext, UnlearningMethod, UnlearningOutcome
 from fedunlearn.unlearning.registry import create, registered
 

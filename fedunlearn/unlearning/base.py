@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from fedunlearn.config import Config
+from fedunlearn.data import FederatedData
 from fedunlearn.fl.params import Params
 from fedunlearn.fl.trainer import ClientTrainer, TrainPlan
 from fedunlearn.fl.training import Evaluate, RoundLog
@@ -27,6 +28,12 @@ class UnlearningContext:
     trainer: ClientTrainer
     trained: Params
     evaluate: Evaluate
+    data: FederatedData | None = None  # for methods that compute on the server or the leaving client
+
+    def require_data(self) -> FederatedData:
+        if self.data is None:
+            raise ValueError("this method needs the federation's data in its UnlearningContext")
+        return self.data
 
     def plan(self, local_epochs: int | None = None) -> TrainPlan:
         return TrainPlan.from_config(self.cfg, local_epochs)
@@ -42,6 +49,7 @@ class UnlearningOutcome:
     params: Params
     rounds: RoundLog = field(default_factory=RoundLog)
     info: dict[str, Any] = field(default_factory=dict)
+    extra_client_epochs: int = 0  # client training done outside the ClientTrainer (e.g. PGA's ascent)
 
 
 class UnlearningMethod(ABC):

@@ -1,0 +1,110 @@
+"""PGA (Halimi et al., 2022): gradient ascent on the leaving clients' data inside an L2 ball around the
+reference model (the mean of the other clients' last local models), then a few FL rounds without them.
+
+The ascent runs where the leaving clients' data are: here on the server with their data, counted as
+client-epochs of the leaving clients.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+from fedunlearn.fl.local_training import predict_logits
+from fedunlearn.fl.params import Params, add, flatten, get_params, set_params, weighted_sum
+from fedunlearn.fl.training import replay_rounds
+from fedunlearn.models import build_model
+from fedunlearn.unlearning.base import UnlearningContext, UnlearningMethod, UnlearningOutcome
+from fedunlearn.unlearning.registry import register
+
+ASCENT_STREAM = 7
+POST_ROUND_OFFSET = 10_000  # seeds of post-training rounds differ from training's
+
+
+def project_to_ball(w: np.ndarray, center: np.ndarray, radius: float) -> np.ndarray:
+    """The point of the L2 ball (center, radius) closest to ``w``."""
+    diff = w - center
+    norm = float(np.linalg.norm(diff))
+    return w if norm <= radius else center + diff * (radius / norm)
+
+
+def _project_model(model: nn.Module, center: dict[str, torch.Tensor], radius: float) -> None:
+    with torch.no_grad():
+        names = [n for n, _ in model.named_parameters()]
+        params = dict(model.named_parameters())
+        diff = torch.cat([(params[n] - center[n]).ravel() for n in names])
+        norm = float(diff.norm())
+        if norm > radius:
+            for n in names:
+                params[n].copy_(center[n] + (params[n] - center[n]) * (radius / norm))
+
+
+@register
+class PGA(UnlearningMethod):
+    name = "pga"
+
+    def unlearn(self, ctx: UnlearningContext) -> UnlearningOutcome:
+        cfg, data = ctx.cfg.unlearning.pga, ctx.require_data()
+        gone = set(ctx.forget)
+        with_them = [t for t in ctx.history.rounds_stored() if gone & set(ctx.history.participants(t))]
+        if not with_them:
+            return UnlearningOutcome(ctx.trained, info={"reference_round": None})
+        last = with_them[-1]
+        others = [c for c in ctx.history.participants(last) if c not in gone]
+        # w_ref = (N·M − Σ_u w_u)/(N − |u|): the mean of the other clients' local models of that round
+        reference: Params = ctx.history.global_model(last)
+        if others:
+            reference = add(
+                reference,
+                weighted_sum([ctx.history.client_update(last, c) for c in others], [1.0 / len(others)] * len(others)),
+            )
+        model = build_model(ctx.cfg.model, data.input_shape, data.num_classes, ctx.cfg.seed)
+        ref_vec = flatten(reference)
+        distances = [
+            np.linalg.norm(
+                flatten(get_params(build_model(ctx.cfg.model, data.input_shape, data.num_classes, s))) - ref_vec
+            )
+            for s in range(ctx.cfg.seed + 1, ctx.cfg.seed + 1 + cfg.random_models)
+        ]
+        radius = cfg.radius_fraction * float(np.mean(distances))
+        set_params(model, reference)
+        center = {n: p.detach().clone() for n, p in model.named_parameters()}
+        forgotten = data.clients(sorted(gone))
+        x, y = torch.from_numpy(forgotten.x), torch.from_numpy(forgotten.y)
+        optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr)
+        loss_fn = nn.CrossEntropyLoss()
+        generator = torch.Generator().manual_seed(ctx.cfg.seed * 1000 + ASCENT_STREAM)
+        outcome = UnlearningOutcome(reference, info={"reference_round": last, "radius": radius})
+        epochs_run = 0
+        for epoch in range(1, cfg.epochs + 1):
+            t0 = time.perf_counter()
+            model.train()
+            order = torch.randperm(len(y), generator=generator)
+            for i in range(0, len(y), ctx.cfg.fl.batch_size):
+                idx = order[i : i + ctx.cfg.fl.batch_size]
+                optimizer.zero_grad(set_to_none=True)
+                (-loss_fn(model(x[idx]), y[idx])).backward()
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+                optimizer.step()
+                _project_model(model, center, radius)
+            epochs_run = epoch
+            outcome.params = get_params(model)
+            accuracy, loss = ctx.evaluate(outcome.params)
+            outcome.rounds.add(f"{self.name}-ascent", epoch, cfg.epochs, accuracy, loss, time.perf_counter() - t0, [])
+            own = float(np.mean(np.argmax(predict_logits(model, forgotten.x), axis=1) == forgotten.y))
+            if own < cfg.stop_accuracy:
+                break
+        outcome.extra_client_epochs = epochs_run * len(gone)
+        outcome.info.update({"ascent_epochs": epochs_run})
+        if cfg.post_rounds:
+            remaining = [c for c in range(ctx.cfg.fl.num_clients) if c not in gone]
+            last_round = max(ctx.history.rounds())
+            schedule = [(POST_ROUND_OFFSET + last_round + i, remaining) for i in range(1, cfg.post_rounds + 1)]
+            outcome.params, post = replay_rounds(
+                ctx.trainer, outcome.params, schedule, ctx.plan(), ctx.cfg.seed, ctx.evaluate, f"{self.name}-post"
+            )
+            outcome.rounds.records.extend(post.records)
+        return outcome

@@ -1,0 +1,79 @@
+"""Every registered method on one tiny in-process federation; reports and the aggregator on its results."""
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fedunlearn import unlearning
+from fedunlearn.data import federated_data
+from fedunlearn.experiment import run_experiment
+from fedunlearn.fl.trainer import LocalTrainer
+from fedunlearn.reporting.aggregate import main as report_main
+from fedunlearn.reporting.plots import plot_methods, plot_rounds
+from fedunlearn.reporting.tables import write_comparison
+
+
+@pytest.fixture(scope="module")
+def all_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    from tests.conftest import TINY, make_config
+
+    cfg = make_config(
+        *TINY,
+        "fl.num_rounds=8",
+        "fl.lr=0.1",
+        "backdoor.clients=[1]",
+        "forget.clients=[1]",
+        "unlearning.methods=all",
+        "unlearning.fedrecover.warmup_rounds=3",
+        "unlearning.fedrecover.correction_period=4",
+        "unlearning.fedrecover.final_rounds=1",
+        "unlearning.kd.server_samples=20",
+    )
+    return run_experiment(cfg, LocalTrainer(cfg, federated_data(cfg)), tmp_path_factory.mktemp("all"))
+
+
+def test_all_runs_every_registered_method(all_results: dict[str, Any]) -> None:
+    assert set(all_results["unlearning"]) == set(unlearning.registered())
+    for name, entry in all_results["unlearning"].items():
+        m = entry["metrics"]
+        assert 0.0 <= m["test_accuracy"] <= 1.0, name
+        assert m["l2_to_retrain"] is not None, name
+
+
+def test_exact_methods_agree_and_costs_are_counted(all_results: dict[str, Any]) -> None:
+    u = all_results["unlearning"]
+    # client 1 trained from round 1, so rollback restarts from M^1 and equals retrain
+    assert u["rollback"]["metrics"]["l2_to_retrain"] == 0.0
+    assert u["rollback"]["info"]["rollback_round"] == 1
+    assert u["retrain"]["client_updates"] == 8 * 3
+    info = u["fedrecover"]["info"]
+    assert info["retrain_updates"] == 8 * 3
+    assert info["exact_updates"] < info["retrain_updates"]  # estimated in rounds 5 and 7
+    assert u["fedrecover"]["client_updates"] == info["exact_updates"]
+    assert u["fedaccum"]["client_epochs"] == 0 and u["fedrecovery"]["client_epochs"] == 0
+    assert u["kd"]["client_epochs"] == 0
+    assert u["finetune"]["client_epochs"] == 5 * 3 * 2
+    assert u["pga"]["client_epochs"] == u["pga"]["info"]["ascent_epochs"] + 1 * 3 * 2
+
+
+def test_reports_and_aggregate(all_results: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for seed in (1, 2):
+        run = tmp_path / "sweep" / str(seed)
+        run.mkdir(parents=True)
+        (run / "results.json").write_text(json.dumps({"config": {"seed": seed}, **all_results}))
+        files = write_comparison(run, all_results)
+        assert [f.name for f in files] == ["comparison.md", "comparison.tex", "comparison.csv"]
+        assert plot_methods(run, all_results).stat().st_size > 1000
+        assert plot_rounds(run, all_results).stat().st_size > 1000
+    md = (run / "comparison.md").read_text()
+    assert "| federaser |" in md and "| before unlearning |" in md
+    assert r"\begin{tabular}" in (run / "comparison.tex").read_text()
+    csv_lines = (run / "comparison.csv").read_text().splitlines()
+    assert csv_lines[0].startswith("method,test_accuracy") and len(csv_lines) == 2 + len(all_results["unlearning"])
+    assert report_main([str(tmp_path / "sweep")]) == 0
+    out = capsys.readouterr().out
+    assert "2 runs" in out and "± 0.000" in out  # identical runs: zero spread
+    assert (tmp_path / "sweep" / "aggregate.csv").exists()
+    assert report_main([str(tmp_path / "nowhere")]) == 2

@@ -39,6 +39,7 @@ def main(dcfg: DictConfig) -> None:
     except ConfigError as err:
         print(f"fedunlearn: invalid config: {err}", file=sys.stderr)
         sys.exit(2)
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # Flower's database layer logs its plugins at INFO
     from fedunlearn.fl.simulation import simulate
     from fedunlearn.reporting.console import summary
     from fedunlearn.reporting.results import write_results

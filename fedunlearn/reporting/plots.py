@@ -20,7 +20,7 @@ def plot_methods(run_dir: Path, results: dict[str, Any]) -> Path:
     ax.bar([i + 0.2 for i in x], [m["backdoor_asr"] or 0 for m in metrics], width=0.4, label="backdoor ASR")
     ax.set_xticks(list(x), names, rotation=30, ha="right")
     ax.set_ylim(0, 1)
-    ax.legend()
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     ax.set_title("Accuracy and backdoor ASR per method")
     fig.tight_layout()
     path = run_dir / "methods.png"

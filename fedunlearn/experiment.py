@@ -16,7 +16,7 @@ from fedunlearn.config import Config, method_names
 from fedunlearn.data import federated_data
 from fedunlearn.evaluation import Evaluator
 from fedunlearn.fl.params import get_params
-from fedunlearn.fl.trainer import ClientTrainer, CostMeter, TrainPlan
+from fedunlearn.fl.trainer import ClientTrainer, CostMeter
 from fedunlearn.fl.training import train_federated
 from fedunlearn.history import HistoryStore
 from fedunlearn.models import build_model
@@ -49,17 +49,7 @@ def run_experiment(cfg: Config, trainer: ClientTrainer, run_dir: Path) -> dict[s
 
     meter = CostMeter(trainer)
     t0 = time.perf_counter()
-    trained, rounds = train_federated(
-        meter,
-        get_params(model),
-        cfg.fl.num_clients,
-        cfg.fl.num_rounds,
-        cfg.fl.fraction_train,
-        TrainPlan.from_config(cfg),
-        cfg.seed,
-        store,
-        evaluator.test,
-    )
+    trained, rounds = train_federated(meter, get_params(model), cfg, store, evaluator.test)
     results: dict[str, Any] = {
         "training": {
             "rounds": rounds.records,

@@ -25,17 +25,7 @@ def train(cfg: Config, root: Path) -> tuple[Params, HistoryStore, Evaluator, Loc
     store = HistoryStore(root / "history", cfg.history.interval, cfg.history.dtype)
     evaluator = Evaluator(cfg, data, list(cfg.forget.clients))
     init = get_params(build_model(cfg.model, data.input_shape, data.num_classes, cfg.seed))
-    trained, _ = train_federated(
-        trainer,
-        init,
-        cfg.fl.num_clients,
-        cfg.fl.num_rounds,
-        cfg.fl.fraction_train,
-        TrainPlan.from_config(cfg),
-        cfg.seed,
-        store,
-        evaluator.test,
-    )
+    trained, _ = train_federated(trainer, init, cfg, store, evaluator.test)
     return trained, store, evaluator, trainer
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from fedunlearn.config import Config
 from fedunlearn.fl.params import Params, add, sample_weights, subtract, weighted_sum
 from fedunlearn.fl.trainer import ClientTrainer, ClientUpdate, TrainPlan, client_seed
 from fedunlearn.history import HistoryStore
@@ -89,19 +90,15 @@ def replay_rounds(
 
 
 def train_federated(
-    trainer: ClientTrainer,
-    initial: Params,
-    num_clients: int,
-    num_rounds: int,
-    fraction: float,
-    plan: TrainPlan,
-    seed: int,
-    store: HistoryStore,
-    evaluate: Evaluate,
+    trainer: ClientTrainer, initial: Params, cfg: Config, store: HistoryStore, evaluate: Evaluate
 ) -> tuple[Params, RoundLog]:
-    """Federated training from ``initial``; each round's M^t and updates go to ``store`` as it ends."""
+    """Federated training from ``initial`` as ``cfg.fl`` says; each round's M^t and updates go to ``store``
+    as it ends."""
+    fl, seed = cfg.fl, cfg.seed
     rng = np.random.default_rng([seed, 1])
-    schedule = [(t, sample_clients(list(range(num_clients)), fraction, rng)) for t in range(1, num_rounds + 1)]
+    clients = list(range(fl.num_clients))
+    schedule = [(t, sample_clients(clients, fl.fraction_train, rng)) for t in range(1, fl.num_rounds + 1)]
+    plan = TrainPlan.from_config(cfg)
 
     def record(round_: int, params: Params, deltas: dict[int, Params], updates: list[ClientUpdate]) -> None:
         store.record_round(round_, params, deltas, {u.cid: u.num_examples for u in updates})

@@ -48,7 +48,7 @@ class FedEraser(UnlearningMethod):
                 if not used:
                     continue
                 # clients that failed to reply drop out of this step; weights renormalise over the rest
-                stored = load_round(ctx, round_, used)
+                stored = stored.restrict(used)
                 new = [subtract(u.params, params) for u in replies]
                 step = calibrated_step(stored.updates, new, stored.weights, cfg.granularity)
             outcome.params = add(params, step)

@@ -13,7 +13,22 @@ class StoredRound:
     round: int
     cids: list[int]  # remaining clients that took part
     updates: list[Params]  # their stored updates U_k^t, in cids order
-    weights: list[float]  # p'_k renormalised over cids
+    num_examples: list[int]
+
+    @property
+    def weights(self) -> list[float]:
+        """p'_k renormalised over cids."""
+        return sample_weights(self.num_examples) if self.cids else []
+
+    def restrict(self, cids: list[int]) -> StoredRound:
+        """The same round limited to ``cids`` (e.g. the clients that answered a calibration round)."""
+        keep = [i for i, c in enumerate(self.cids) if c in set(cids)]
+        return StoredRound(
+            self.round,
+            [self.cids[i] for i in keep],
+            [self.updates[i] for i in keep],
+            [self.num_examples[i] for i in keep],
+        )
 
 
 def replay_schedule(ctx: UnlearningContext, interval: int) -> list[int]:
@@ -22,9 +37,8 @@ def replay_schedule(ctx: UnlearningContext, interval: int) -> list[int]:
     return [t for t in rounds if (t - rounds[0]) % interval == 0]
 
 
-def load_round(ctx: UnlearningContext, round_: int, cids: list[int] | None = None) -> StoredRound:
-    """The remaining clients' stored updates of ``round_`` (restricted to ``cids`` when given)."""
-    keep = ctx.remaining(round_) if cids is None else cids
+def load_round(ctx: UnlearningContext, round_: int) -> StoredRound:
+    """The remaining clients' stored updates of ``round_``."""
+    keep = ctx.remaining(round_)
     updates = [ctx.history.client_update(round_, c) for c in keep]
-    weights = sample_weights([ctx.history.num_examples(round_, c) for c in keep]) if keep else []
-    return StoredRound(round_, keep, updates, weights)
+    return StoredRound(round_, keep, updates, [ctx.history.num_examples(round_, c) for c in keep])

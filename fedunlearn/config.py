@@ -65,6 +65,7 @@ class FLConfig:
     lr: float = MISSING
     momentum: float = MISSING
     fraction_train: float = MISSING
+    dropout_rate: float = MISSING  # chance that a sampled client fails in a round
 
 
 @dataclass
@@ -268,6 +269,8 @@ def validate(cfg: Config, registered_methods: tuple[str, ...]) -> None:
     _in_range("fl.lr", fl.lr, 0.0, float("inf"), low_open=True)
     _in_range("fl.momentum", fl.momentum, 0.0, 1.0)
     _in_range("fl.fraction_train", fl.fraction_train, 0.0, 1.0, low_open=True)
+    if not 0.0 <= fl.dropout_rate < 1.0:
+        raise ConfigError("fl.dropout_rate", f"must be in [0.0, 1.0), got {fl.dropout_rate}")
     _at_least("history.interval", cfg.history.interval, 1)
     _at_least("ray.num_cpus_per_client", cfg.ray.num_cpus_per_client, 0.0)
     _at_least("ray.num_gpus_per_client", cfg.ray.num_gpus_per_client, 0.0)

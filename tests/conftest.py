@@ -41,10 +41,12 @@ def tiny_config() -> Any:
 
 
 def run_cli(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m fedunlearn`` with a local 2-CPU Ray and return the finished process."""
+    """Run ``python -m fedunlearn`` (a local 2-CPU Ray unless ``args`` say otherwise) and return the
+    finished process."""
     env = {**os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONUNBUFFERED": "1"}
+    ray_cpus = [] if any(a.startswith("ray.") for a in args) else ["ray.num_cpus=2"]
     return subprocess.run(
-        [sys.executable, "-m", "fedunlearn", *args, "ray.num_cpus=2"],
+        [sys.executable, "-m", "fedunlearn", *args, *ray_cpus],
         cwd=cwd,
         env=env,
         capture_output=True,

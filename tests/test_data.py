@@ -29,6 +29,17 @@ def test_synthetic_flat_and_image_shaped() -> None:
     assert load_dataset(flat, 0).input_shape == (20,)
 
 
+def test_max_samples_subsample_every_dataset() -> None:
+    full = load_dataset(make_config("dataset=synthetic").dataset, 0)
+    cfg = make_config("dataset=synthetic", "dataset.max_train_samples=100", "dataset.max_test_samples=50").dataset
+    small, again = load_dataset(cfg, 0), load_dataset(cfg, 0)
+    assert (len(small.train), len(small.test)) == (100, 50)
+    np.testing.assert_array_equal(small.train.y, again.train.y)
+    assert {tuple(row) for row in small.train.x.reshape(100, -1)} <= {tuple(r) for r in full.train.x.reshape(-1, 64)}
+    digits = load_dataset(make_config("dataset.max_train_samples=10").dataset, 0)
+    assert len(digits.train) == 10
+
+
 @pytest.mark.parametrize("name", ["iid", "dirichlet", "shards"])
 def test_partitions_are_disjoint_and_cover_the_data(name: str) -> None:
     labels = np.random.default_rng(0).integers(0, 10, 1000)

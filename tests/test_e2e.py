@@ -1,5 +1,6 @@
 """End to end through the ``fedunlearn`` Hydra app: Flower's simulation engine with ClientApps on Ray."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -68,7 +69,7 @@ def test_multirun_and_same_seed_gives_identical_rounds(tmp_path: Path) -> None:
     assert accuracy != [r["test_accuracy"] for r in second["training"]["rounds"]]
 
 
-def test_dirichlet_twenty_clients_with_sampling(tmp_path: Path) -> None:
+def test_dirichlet_twenty_clients_with_sampling_and_dropouts(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     proc = run_cli(
         "experiment=train_only",
@@ -78,11 +79,43 @@ def test_dirichlet_twenty_clients_with_sampling(tmp_path: Path) -> None:
         "seed=7",
         "fl.num_rounds=2",
         "fl.fraction_train=0.5",
+        "fl.dropout_rate=0.3",
         "history.dtype=float16",
         f"hydra.run.dir={run_dir}",
         cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = load_results(run_dir)
-    assert [len(r["clients"]) for r in res["training"]["rounds"]] == [10, 10]
+    rounds = res["training"]["rounds"]
+    assert [len(r["clients"]) + len(r["failed_clients"]) for r in rounds] == [10, 10]
+    failed = sum(len(r["failed_clients"]) for r in rounds)
+    assert failed > 0 and res["placement"]["failed_replies"] == failed  # error replies through Flower
+    assert res["training"]["client_updates"] == 20 - failed
+    manifest = json.loads((run_dir / "history" / "manifest.json").read_text())
+    for r in rounds:  # the history holds exactly the clients that replied
+        assert manifest["rounds"][str(r["round"])]["clients"] == r["clients"]
     assert res["history"]["dtype"] == "float16"
+
+
+def test_clients_share_logical_gpus(tmp_path: Path) -> None:
+    """2 logical GPUs, 0.5 GPU per client: Flower's Ray backend runs 4 actors, 2 per GPU id."""
+    run_dir = tmp_path / "run"
+    proc = run_cli(
+        *TINY,
+        "experiment=train_only",
+        "fl.num_clients=8",
+        "fl.num_rounds=2",
+        "fl.local_epochs=6",
+        "ray.num_cpus=8",
+        "ray.num_gpus=2",
+        "ray.num_gpus_per_client=0.5",
+        f"hydra.run.dir={run_dir}",
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    placement = load_results(run_dir)["placement"]
+    assert placement["num_gpus_per_client"] == 0.5
+    assert placement["workers"] == 4
+    assert placement["workers_per_gpu_id"] == {"0": 2, "1": 2}
+    assert 2 <= placement["max_concurrent_clients"] <= 4
+    assert placement["devices"] == ["cpu"]  # logical GPUs: CUDA is not visible, clients train on CPU

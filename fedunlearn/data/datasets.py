@@ -37,6 +37,13 @@ class DatasetSplits:
         return tuple(int(d) for d in self.train.x.shape[1:])
 
 
+def _limit(ds: ArrayDataset, limit: int | None, seed: int) -> ArrayDataset:
+    """A seeded random subset of at most ``limit`` samples (all when ``limit`` is None)."""
+    if limit is None or limit >= len(ds):
+        return ds
+    return ds.subset(np.sort(np.random.default_rng([seed, limit]).permutation(len(ds))[:limit]))
+
+
 def _split(x: np.ndarray, y: np.ndarray, test_fraction: float, seed: int) -> tuple[ArrayDataset, ArrayDataset]:
     order = np.random.default_rng(seed).permutation(len(y))
     n_test = max(1, round(test_fraction * len(y)))
@@ -103,11 +110,14 @@ def _huggingface(cfg: DatasetConfig, seed: int) -> DatasetSplits:
 
 
 def load_dataset(cfg: DatasetConfig, seed: int) -> DatasetSplits:
-    """The train/test splits of the configured dataset, deterministic in ``seed``."""
+    """The train/test splits of the configured dataset (``max_*_samples`` applied), deterministic in ``seed``."""
     if cfg.name == "digits":
-        return _digits(cfg, seed)
-    if cfg.name == "synthetic":
-        return _synthetic(cfg, seed)
-    if cfg.name in HF_DATASETS:
+        splits = _digits(cfg, seed)
+    elif cfg.name == "synthetic":
+        splits = _synthetic(cfg, seed)
+    elif cfg.name in HF_DATASETS:
         return _huggingface(cfg, seed)
-    raise ValueError(f"unknown dataset {cfg.name!r}")
+    else:
+        raise ValueError(f"unknown dataset {cfg.name!r}")
+    train = _limit(splits.train, cfg.max_train_samples, seed)
+    return DatasetSplits(train, _limit(splits.test, cfg.max_test_samples, seed), splits.num_classes)

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import ray
 from flwr.app import Context
 from flwr.serverapp import Grid, ServerApp
 from flwr.simulation import run_simulation
@@ -33,13 +34,34 @@ def backend_config(ray: RayConfig) -> dict[str, Any]:
     }
 
 
+def ray_cluster() -> dict[str, Any]:
+    """The Ray instance the simulation ran on: its GCS address, alive nodes and total resources."""
+    if not ray.is_initialized():
+        return {}
+    nodes: list[dict[str, Any]] = ray.nodes()  # type: ignore[no-untyped-call]
+    resources: dict[str, float] = ray.cluster_resources()  # type: ignore[no-untyped-call]
+    return {
+        "gcs_address": ray.get_runtime_context().gcs_address,
+        "nodes": len([n for n in nodes if n.get("Alive")]),
+        "resources": {k: v for k, v in resources.items() if k in ("CPU", "GPU", "memory")},
+    }
+
+
 def make_server_app(cfg: Config, run_dir: Path, results: dict[str, Any]) -> ServerApp:
-    """A ServerApp whose main runs the whole experiment and leaves its results in ``results``."""
+    """A ServerApp whose main runs the whole experiment and leaves its results in ``results``,
+    with where the ClientApps ran under ``placement``."""
     app = ServerApp()
 
     @app.main()
     def main(grid: Grid, context: Context) -> None:
-        results.update(run_experiment(cfg, FlowerTrainer(grid, cfg.fl.num_clients), run_dir))
+        trainer = FlowerTrainer(grid, cfg.fl.num_clients)
+        results.update(run_experiment(cfg, trainer, run_dir))
+        results["placement"] = {
+            "num_cpus_per_client": cfg.ray.num_cpus_per_client,
+            "num_gpus_per_client": cfg.ray.num_gpus_per_client,
+            **trainer.placement.summary(),
+            "ray": ray_cluster(),
+        }
 
     return app
 

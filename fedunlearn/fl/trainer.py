@@ -9,8 +9,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -19,7 +19,7 @@ from flwr.serverapp import Grid
 
 from fedunlearn.config import Config
 from fedunlearn.data import FederatedData
-from fedunlearn.fl.client_app import number, params_to_record, record_to_params, train_config
+from fedunlearn.fl.client_app import drops_out, number, params_to_record, record_to_params, train_config
 from fedunlearn.fl.local_training import train_epochs
 from fedunlearn.fl.params import Params, get_params, set_params
 from fedunlearn.models import build_model
@@ -66,6 +66,40 @@ class ClientTrainer(Protocol):
         ...
 
 
+def max_concurrency(intervals: list[tuple[float, float]]) -> int:
+    """The largest number of (start, end) intervals open at one instant; an end frees its slot before a
+    start at the same instant."""
+    events = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
+    running = peak = 0
+    for _, step in events:
+        running += step
+        peak = max(peak, running)
+    return peak
+
+
+@dataclass
+class Placement:
+    """Where the ClientApps ran, as their replies report it: devices, Ray GPU ids per worker, concurrency."""
+
+    devices: set[str] = field(default_factory=set)
+    gpu_ids_of_worker: dict[int, str] = field(default_factory=dict)
+    max_concurrent_clients: int = 0
+    failed_replies: int = 0
+
+    def summary(self) -> dict[str, Any]:
+        workers_of_gpu: dict[str, int] = {}
+        for ids in self.gpu_ids_of_worker.values():
+            for gpu in filter(None, ids.split(",")):
+                workers_of_gpu[gpu] = workers_of_gpu.get(gpu, 0) + 1
+        return {
+            "devices": sorted(self.devices),
+            "workers": len(self.gpu_ids_of_worker),
+            "workers_per_gpu_id": dict(sorted(workers_of_gpu.items())),
+            "max_concurrent_clients": self.max_concurrent_clients,
+            "failed_replies": self.failed_replies,
+        }
+
+
 def client_seed(seed: int, stream: int, round_: int, cid: int) -> int:
     """A client's shuffling seed for one round; retraining reuses stream 0 to replay training exactly."""
     return int(np.random.SeedSequence([seed, stream, round_, cid]).generate_state(1)[0])
@@ -77,17 +111,23 @@ class FlowerTrainer:
     def __init__(self, grid: Grid, num_clients: int, timeout: float | None = None, wait_s: float = 120.0) -> None:
         self.grid = grid
         self.timeout = timeout
+        self.placement = Placement()
         self.node_of = self._discover(num_clients, wait_s)
 
     def _discover(self, num_clients: int, wait_s: float) -> dict[int, int]:
         """Map client (partition) id → Flower node id by asking every node once."""
-        deadline = time.monotonic() + wait_s
+        t0 = time.monotonic()
+        deadline = t0 + wait_s
         node_ids = list(self.grid.get_node_ids())
         while len(node_ids) < num_clients:  # the simulation engine registers nodes after the ServerApp starts
             if time.monotonic() > deadline:
                 raise RuntimeError(f"only {len(node_ids)} of {num_clients} client nodes came up in {wait_s:.0f}s")
             time.sleep(0.05)
             node_ids = list(self.grid.get_node_ids())
+        log.info(
+            "%d client nodes up after %.1fs; asking each for its partition id", len(node_ids), time.monotonic() - t0
+        )
+        t1 = time.monotonic()
         messages = [Message(RecordDict(), dst_node_id=n, message_type=MessageType.QUERY) for n in node_ids]
         mapping: dict[int, int] = {}
         for reply in self.grid.send_and_receive(messages, timeout=self.timeout):
@@ -96,6 +136,7 @@ class FlowerTrainer:
             mapping[int(number(reply.content.metric_records["metrics"], "partition-id"))] = reply.metadata.src_node_id
         if sorted(mapping) != list(range(num_clients)):
             raise RuntimeError(f"expected client ids 0..{num_clients - 1}, nodes answered {sorted(mapping)}")
+        log.info("%d clients answered in %.1fs", len(mapping), time.monotonic() - t1)
         return mapping
 
     def train(self, params: Params, seeds: Mapping[int, int], plan: TrainPlan, group: str) -> list[ClientUpdate]:
@@ -113,12 +154,16 @@ class FlowerTrainer:
             messages.append(
                 Message(content, dst_node_id=self.node_of[cid], message_type=MessageType.TRAIN, group_id=group)
             )
-        updates = []
+        updates, failures, spans = [], [], []
         for reply in self.grid.send_and_receive(messages, timeout=self.timeout):
             if reply.has_error():
-                log.warning("[%s] a client failed and is left out: %s", group, reply.error.reason)
+                failures.append(reply.error.reason)
                 continue
             m = reply.content.metric_records["metrics"]
+            where = reply.content.config_records["placement"]
+            self.placement.devices.add(str(where["device"]))
+            self.placement.gpu_ids_of_worker[int(number(where, "pid"))] = str(where["gpu-ids"])
+            spans.append((number(where, "started"), number(where, "ended")))
             updates.append(
                 ClientUpdate(
                     cid=int(number(m, "partition-id")),
@@ -128,6 +173,12 @@ class FlowerTrainer:
                     loss=number(m, "train-loss"),
                 )
             )
+        if failures:
+            self.placement.failed_replies += len(failures)
+            log.warning(
+                "[%s] %d of %d clients failed and are left out: %s", group, len(failures), len(messages), failures[0]
+            )
+        self.placement.max_concurrent_clients = max(self.placement.max_concurrent_clients, max_concurrency(spans))
         return sorted(updates, key=lambda u: u.cid)
 
 
@@ -141,6 +192,8 @@ class LocalTrainer:
     def train(self, params: Params, seeds: Mapping[int, int], plan: TrainPlan, group: str) -> list[ClientUpdate]:
         updates = []
         for cid, seed in sorted(seeds.items()):
+            if drops_out(seed, self.cfg.fl.dropout_rate):
+                continue
             model = build_model(self.cfg.model, self.data.input_shape, self.data.num_classes, self.cfg.seed)
             set_params(model, params)
             loss = train_epochs(

@@ -44,12 +44,30 @@ class RoundLog:
     records: list[dict[str, Any]] = field(default_factory=list)
 
     def add(
-        self, tag: str, round_: int, total: int, accuracy: float, loss: float, wall: float, cids: list[int]
+        self,
+        tag: str,
+        round_: int,
+        total: int,
+        accuracy: float,
+        loss: float,
+        wall: float,
+        cids: list[int],
+        failed: list[int] | None = None,
     ) -> None:
-        self.records.append(
-            {"round": round_, "test_accuracy": accuracy, "test_loss": loss, "wall_s": wall, "clients": cids}
-        )
+        """``cids``: clients whose update was used; ``failed``: clients asked that did not reply."""
+        record: dict[str, Any] = {
+            "round": round_,
+            "test_accuracy": accuracy,
+            "test_loss": loss,
+            "wall_s": wall,
+            "clients": cids,
+        }
+        if failed is not None:
+            record["failed_clients"] = failed
+        self.records.append(record)
         shown = f"{len(cids)} clients" if len(cids) > 12 else f"clients {cids}"
+        if failed:
+            shown += f" ({len(failed)} failed)"
         log.info(
             "[%s] round %d/%d  test acc %.4f  loss %.4f  %s  %.2fs", tag, round_, total, accuracy, loss, shown, wall
         )
@@ -85,8 +103,17 @@ def replay_rounds(
             on_round(round_, params, deltas, updates)
         params = new_params
         accuracy, loss = evaluate(params)
-        rounds.add(tag, round_, total, accuracy, loss, time.perf_counter() - t0, [u.cid for u in updates])
+        replied = [u.cid for u in updates]
+        failed = sorted(set(cids) - set(replied))
+        rounds.add(tag, round_, total, accuracy, loss, time.perf_counter() - t0, replied, failed)
     return params, rounds
+
+
+def training_schedule(cfg: Config) -> list[tuple[int, list[int]]]:
+    """Each training round's sampled client ids (a pure function of the config)."""
+    rng = np.random.default_rng([cfg.seed, 1])
+    clients = list(range(cfg.fl.num_clients))
+    return [(t, sample_clients(clients, cfg.fl.fraction_train, rng)) for t in range(1, cfg.fl.num_rounds + 1)]
 
 
 def train_federated(
@@ -94,13 +121,10 @@ def train_federated(
 ) -> tuple[Params, RoundLog]:
     """Federated training from ``initial`` as ``cfg.fl`` says; each round's M^t and updates go to ``store``
     as it ends."""
-    fl, seed = cfg.fl, cfg.seed
-    rng = np.random.default_rng([seed, 1])
-    clients = list(range(fl.num_clients))
-    schedule = [(t, sample_clients(clients, fl.fraction_train, rng)) for t in range(1, fl.num_rounds + 1)]
+    schedule = training_schedule(cfg)
     plan = TrainPlan.from_config(cfg)
 
     def record(round_: int, params: Params, deltas: dict[int, Params], updates: list[ClientUpdate]) -> None:
         store.record_round(round_, params, deltas, {u.cid: u.num_examples for u in updates})
 
-    return replay_rounds(trainer, initial, schedule, plan, seed, evaluate, "train", on_round=record)
+    return replay_rounds(trainer, initial, schedule, plan, cfg.seed, evaluate, "train", on_round=record)

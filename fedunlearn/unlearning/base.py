@@ -6,11 +6,13 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import numpy as np
+
 from fedunlearn.config import Config
 from fedunlearn.data import FederatedData
 from fedunlearn.fl.params import Params
 from fedunlearn.fl.trainer import ClientTrainer, TrainPlan
-from fedunlearn.fl.training import Evaluate, RoundLog
+from fedunlearn.fl.training import Evaluate, RoundLog, sample_clients
 from fedunlearn.history import HistoryStore
 
 
@@ -42,6 +44,14 @@ class UnlearningContext:
         """Clients that took part in ``round_`` and are not forgotten."""
         gone = set(self.forget)
         return [c for c in self.history.participants(round_) if c not in gone]
+
+    def new_rounds(self, stream: int, first_round: int, count: int) -> list[tuple[int, list[int]]]:
+        """Rounds beyond the history (numbered from ``first_round``), each sampling ``fl.fraction_train``
+        of the remaining clients as training did; ``stream`` seeds the sampling."""
+        gone = set(self.forget)
+        remaining = [c for c in range(self.cfg.fl.num_clients) if c not in gone]
+        rng = np.random.default_rng([self.cfg.seed, stream])
+        return [(first_round + i, sample_clients(remaining, self.cfg.fl.fraction_train, rng)) for i in range(count)]
 
 
 @dataclass

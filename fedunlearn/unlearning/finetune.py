@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import numpy as np
-
-from fedunlearn.fl.training import replay_rounds, sample_clients
+from fedunlearn.fl.training import replay_rounds
 from fedunlearn.unlearning.base import UnlearningContext, UnlearningMethod, UnlearningOutcome
 from fedunlearn.unlearning.registry import register
 
@@ -17,12 +15,6 @@ class Finetune(UnlearningMethod):
 
     def unlearn(self, ctx: UnlearningContext) -> UnlearningOutcome:
         cfg = ctx.cfg
-        last = max(ctx.history.rounds())
-        remaining = [c for c in range(cfg.fl.num_clients) if c not in set(ctx.forget)]
-        rng = np.random.default_rng([cfg.seed, FINETUNE_STREAM])
-        schedule = [
-            (last + i, sample_clients(remaining, cfg.fl.fraction_train, rng))
-            for i in range(1, cfg.unlearning.finetune.rounds + 1)
-        ]
+        schedule = ctx.new_rounds(FINETUNE_STREAM, max(ctx.history.rounds()) + 1, cfg.unlearning.finetune.rounds)
         params, log = replay_rounds(ctx.trainer, ctx.trained, schedule, ctx.plan(), cfg.seed, ctx.evaluate, self.name)
         return UnlearningOutcome(params, log)

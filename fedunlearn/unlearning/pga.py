@@ -21,6 +21,7 @@ from fedunlearn.unlearning.base import UnlearningContext, UnlearningMethod, Unle
 from fedunlearn.unlearning.registry import register
 
 ASCENT_STREAM = 7
+POST_STREAM = 8
 POST_ROUND_OFFSET = 10_000  # seeds of post-training rounds differ from training's
 
 
@@ -100,9 +101,8 @@ class PGA(UnlearningMethod):
         outcome.extra_client_epochs = epochs_run * len(gone)
         outcome.info.update({"ascent_epochs": epochs_run})
         if cfg.post_rounds:
-            remaining = [c for c in range(ctx.cfg.fl.num_clients) if c not in gone]
-            last_round = max(ctx.history.rounds())
-            schedule = [(POST_ROUND_OFFSET + last_round + i, remaining) for i in range(1, cfg.post_rounds + 1)]
+            first = POST_ROUND_OFFSET + max(ctx.history.rounds()) + 1
+            schedule = ctx.new_rounds(POST_STREAM, first, cfg.post_rounds)
             outcome.params, post = replay_rounds(
                 ctx.trainer, outcome.params, schedule, ctx.plan(), ctx.cfg.seed, ctx.evaluate, f"{self.name}-post"
             )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, NoReturn, cast
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -29,24 +29,66 @@ def load_config(dcfg: DictConfig) -> Config:
         key = getattr(err, "full_key", None) or "config"
         raise ConfigError(str(key), str(err).splitlines()[0]) from None
     validate(cfg, unlearning.registered())
+    check_forgotten_clients_train(cfg)
     return cfg
+
+
+def check_forgotten_clients_train(cfg: Config) -> None:
+    """Each forgotten client must contribute to some training round (sampling and dropouts are seeded)."""
+    from fedunlearn.fl.training import training_contributors
+
+    trained = training_contributors(cfg)
+    never = [c for c in cfg.forget.clients if c not in trained]
+    if never:
+        raise ConfigError(
+            "forget.clients",
+            f"client(s) {never} never train in the {cfg.fl.num_rounds} rounds (not sampled by fl.fraction_train="
+            f"{cfg.fl.fraction_train} or dropped out); clients that train: {_ranges(sorted(trained))}",
+        )
+
+
+def _ranges(ids: list[int]) -> str:
+    """[0, 1, 2, 5, 7, 8] → '0-2, 5, 7-8'."""
+    parts: list[str] = []
+    for cid in ids:
+        if parts and parts[-1].split("-")[-1] == str(cid - 1):
+            parts[-1] = f"{parts[-1].split('-')[0]}-{cid}"
+        else:
+            parts.append(str(cid))
+    return ", ".join(parts)
+
+
+def fail(message: str, code: int) -> NoReturn:
+    """One line on stderr, no traceback, a non-zero exit."""
+    print(f"fedunlearn: {message}", file=sys.stderr)
+    sys.exit(code)
 
 
 @hydra.main(version_base="1.3", config_path="pkg://fedunlearn.conf", config_name="config")
 def main(dcfg: DictConfig) -> None:
+    from fedunlearn.checkpoint import CheckpointError, check_run_dir
+    from fedunlearn.history.store import HistoryCorruptError
+
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         cfg = load_config(dcfg)
+        check_run_dir(cfg, run_dir)
     except ConfigError as err:
-        print(f"fedunlearn: invalid config: {err}", file=sys.stderr)
-        sys.exit(2)
+        fail(f"invalid config: {err}", 2)
+    except CheckpointError as err:
+        fail(f"cannot resume: {err}", 2)
+    except HistoryCorruptError as err:
+        fail(f"cannot resume: {err}", 3)
     logging.getLogger("alembic").setLevel(logging.WARNING)  # Flower's database layer logs its plugins at INFO
     from fedunlearn.fl.simulation import simulate
     from fedunlearn.reporting.console import summary
     from fedunlearn.reporting.results import write_results
 
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
-    log.info("run directory: %s", run_dir)
-    results = simulate(cfg, run_dir)
+    log.info("run directory: %s%s", run_dir, " (resuming)" if cfg.resume else "")
+    try:
+        results = simulate(cfg, run_dir)
+    except HistoryCorruptError as err:
+        fail(str(err), 3)
     config: dict[str, Any] = cast(dict[str, Any], OmegaConf.to_container(dcfg, resolve=True))
     path = write_results(run_dir, config, results)
     if "unlearning" in results:

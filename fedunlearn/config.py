@@ -194,6 +194,7 @@ class Config:
     unlearning: UnlearningConfig = field(default_factory=UnlearningConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     experiment: str = MISSING
+    resume: bool = MISSING
 
 
 def register_configs() -> None:

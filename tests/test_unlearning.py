@@ -45,7 +45,7 @@ def test_registry_lists_methods() -> None:
 
 def test_retrain_of_a_client_that_never_trained_reproduces_training(tiny_config, tmp_path) -> None:
     # with 2 of 4 clients sampled per round, find a client that was never sampled
-    cfg = tiny_config("fl.fraction_train=0.25", "fl.num_rounds=2", "forget.clients=[0]", "backdoor.clients=[]")
+    cfg = tiny_config("fl.fraction_train=0.25", "fl.num_rounds=2", "forget.clients=[2]", "backdoor.clients=[]")
     trained, store, evaluator, trainer = train(cfg, tmp_path)
     absent = [c for c in range(4) if store.first_round_of([c]) is None]
     assert absent, "the seeded sampling should leave a client out"

@@ -55,7 +55,11 @@ def make_server_app(cfg: Config, run_dir: Path, results: dict[str, Any]) -> Serv
     @app.main()
     def main(grid: Grid, context: Context) -> None:
         trainer = FlowerTrainer(grid, cfg.fl.num_clients)
-        results.update(run_experiment(cfg, trainer, run_dir))
+        try:
+            results.update(run_experiment(cfg, trainer, run_dir))
+        except Exception as err:  # handed to simulate(), which re-raises it outside Flower's engine
+            results["error"] = err
+            return
         results["placement"] = {
             "num_cpus_per_client": cfg.ray.num_cpus_per_client,
             "num_gpus_per_client": cfg.ray.num_gpus_per_client,
@@ -80,6 +84,8 @@ def simulate(cfg: Config, run_dir: Path) -> dict[str, Any]:
         num_supernodes=cfg.fl.num_clients,
         backend_config=backend_config(cfg.ray),
     )
+    if isinstance(results.get("error"), Exception):
+        raise results["error"]
     if not results:
         raise RuntimeError("the simulation ended without results (see the errors above)")
     return results

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from fedunlearn.config import Config
+from fedunlearn.fl.client_app import drops_out
 from fedunlearn.fl.params import Params, add, sample_weights, subtract, weighted_sum
 from fedunlearn.fl.trainer import ClientTrainer, ClientUpdate, TrainPlan, client_seed
 from fedunlearn.history import HistoryStore
@@ -85,14 +86,17 @@ def replay_rounds(
     evaluate: Evaluate,
     tag: str,
     on_round: Callable[[int, Params, dict[int, Params], list[ClientUpdate]], None] | None = None,
+    after_round: Callable[[int, Params, RoundLog], None] | None = None,
+    log_so_far: RoundLog | None = None,
 ) -> tuple[Params, RoundLog]:
     """Run FedAvg over ``schedule`` (round number, client ids) from ``start``.
 
     Seeds come from the training stream, so the same schedule reproduces training exactly;
-    retraining passes the training schedule minus the forgotten clients.
+    retraining passes the training schedule minus the forgotten clients. ``on_round`` sees each
+    round's starting model and updates, ``after_round`` the new model once evaluated.
     """
     params = start
-    rounds = RoundLog()
+    rounds = log_so_far if log_so_far is not None else RoundLog()
     total = schedule[-1][0] if schedule else 0
     for round_, cids in schedule:
         t0 = time.perf_counter()
@@ -106,6 +110,8 @@ def replay_rounds(
         replied = [u.cid for u in updates]
         failed = sorted(set(cids) - set(replied))
         rounds.add(tag, round_, total, accuracy, loss, time.perf_counter() - t0, replied, failed)
+        if after_round is not None:
+            after_round(round_, params, rounds)
     return params, rounds
 
 
@@ -116,15 +122,45 @@ def training_schedule(cfg: Config) -> list[tuple[int, list[int]]]:
     return [(t, sample_clients(clients, cfg.fl.fraction_train, rng)) for t in range(1, cfg.fl.num_rounds + 1)]
 
 
+def training_contributors(cfg: Config) -> set[int]:
+    """Clients that train in at least one round: sampled and not dropped out (both seeded, so known at start)."""
+    rate = cfg.fl.dropout_rate
+    return {
+        c
+        for t, cids in training_schedule(cfg)
+        for c in cids
+        if not drops_out(client_seed(cfg.seed, TRAINING_STREAM, t, c), rate)
+    }
+
+
 def train_federated(
-    trainer: ClientTrainer, initial: Params, cfg: Config, store: HistoryStore, evaluate: Evaluate
+    trainer: ClientTrainer,
+    initial: Params,
+    cfg: Config,
+    store: HistoryStore,
+    evaluate: Evaluate,
+    after_round: Callable[[int, Params, RoundLog], None] | None = None,
+    resume_from: tuple[int, RoundLog] | None = None,
 ) -> tuple[Params, RoundLog]:
     """Federated training from ``initial`` as ``cfg.fl`` says; each round's M^t and updates go to ``store``
-    as it ends."""
+    as it ends. ``resume_from`` (last finished round, its log) continues an interrupted training, with
+    ``initial`` the model after that round."""
     schedule = training_schedule(cfg)
+    done, log_so_far = resume_from if resume_from is not None else (0, None)
     plan = TrainPlan.from_config(cfg)
 
     def record(round_: int, params: Params, deltas: dict[int, Params], updates: list[ClientUpdate]) -> None:
         store.record_round(round_, params, deltas, {u.cid: u.num_examples for u in updates})
 
-    return replay_rounds(trainer, initial, schedule, plan, cfg.seed, evaluate, "train", on_round=record)
+    return replay_rounds(
+        trainer,
+        initial,
+        [(t, cids) for t, cids in schedule if t > done],
+        plan,
+        cfg.seed,
+        evaluate,
+        "train",
+        on_round=record,
+        after_round=after_round,
+        log_so_far=log_so_far,
+    )

@@ -55,7 +55,10 @@ class HistoryStore:
         self.root.mkdir(parents=True, exist_ok=True)
         path = self.root / MANIFEST
         if path.exists():
-            self._manifest: dict[str, Any] = json.loads(path.read_text())
+            try:
+                self._manifest: dict[str, Any] = json.loads(path.read_text())
+            except json.JSONDecodeError as err:
+                raise HistoryCorruptError(f"history manifest is unreadable ({err}): {path}") from None
             if (self._manifest["interval"], self._manifest["dtype"]) != (interval, dtype):
                 raise ValueError(
                     f"{path} was written with interval/dtype {self._manifest['interval']}/"
@@ -67,8 +70,14 @@ class HistoryStore:
     @classmethod
     def open(cls, root: Path | str) -> HistoryStore:
         """Open an existing history for reading."""
-        manifest = json.loads((Path(root) / MANIFEST).read_text())
-        return cls(root, manifest["interval"], manifest["dtype"])
+        path = Path(root) / MANIFEST
+        try:
+            manifest = json.loads(path.read_text())
+            return cls(root, manifest["interval"], manifest["dtype"])
+        except FileNotFoundError:
+            raise HistoryCorruptError(f"history manifest is missing: {path}") from None
+        except (json.JSONDecodeError, KeyError, TypeError) as err:
+            raise HistoryCorruptError(f"history manifest is unreadable ({err}): {path}") from None
 
     # -- writing -----------------------------------------------------------------------------------
 
@@ -149,6 +158,31 @@ class HistoryStore:
             raise KeyError(f"client {cid} did not take part in round {round_}")
         return self._read(_client_file(round_, cid), f"round {round_}, client {cid}")
 
+    def truncate(self, last_round: int) -> None:
+        """Forget rounds after ``last_round`` (a resumed run records them again) and delete their files."""
+        for r in [r for r in self.rounds() if r > last_round]:
+            del self._manifest["rounds"][str(r)]
+            prefix = f"{_round_dir(r)}/"
+            for rel in [f for f in self._manifest["files"] if f.startswith(prefix)]:
+                del self._manifest["files"][rel]
+        for folder in self.root.glob("round_*"):
+            if int(folder.name.split("_")[1]) > last_round:
+                for file in folder.iterdir():
+                    file.unlink()
+                folder.rmdir()
+        atomic_write(self.root / MANIFEST, json.dumps(self._manifest, indent=1).encode())
+
+    def verify(self) -> None:
+        """Check every stored file against the manifest; raise HistoryCorruptError naming round and client."""
+        for round_ in self.rounds_stored():
+            self._check(f"{_round_dir(round_)}/global.safetensors", f"round {round_}, global model")
+            for cid in self.participants(round_):
+                self._check(_client_file(round_, cid), f"round {round_}, client {cid}")
+
+    def manifest_sha256(self) -> str:
+        """SHA-256 of manifest.json as written (which pins every file's SHA-256)."""
+        return hashlib.sha256((self.root / MANIFEST).read_bytes()).hexdigest()
+
     def total_bytes(self) -> int:
         """Bytes of all stored tensor files (headers included, manifest excluded)."""
         return sum(int(f["bytes"]) for f in self._manifest["files"].values())
@@ -163,15 +197,22 @@ class HistoryStore:
         if not self._round(round_)["stored"]:
             raise KeyError(f"round {round_} is not stored (history.interval={self.interval})")
 
-    def _read(self, rel: str, what: str) -> Params:
+    def _check(self, rel: str, what: str) -> bytes:
         entry = self._manifest["files"].get(rel)
         path = self.root / rel
         if entry is None or not path.exists():
             raise HistoryCorruptError(f"history file for {what} is missing: {path}")
         payload = path.read_bytes()
-        if len(payload) != entry["bytes"] or hashlib.sha256(payload).hexdigest() != entry["sha256"]:
+        if len(payload) != entry["bytes"]:
+            raise HistoryCorruptError(
+                f"history file for {what} is truncated ({len(payload)} of {entry['bytes']} bytes): {path}"
+            )
+        if hashlib.sha256(payload).hexdigest() != entry["sha256"]:
             raise HistoryCorruptError(f"history file for {what} is corrupted (checksum mismatch): {path}")
-        arrays = load_safetensors(payload)
+        return payload
+
+    def _read(self, rel: str, what: str) -> Params:
+        arrays = load_safetensors(self._check(rel, what))
         return {k: v.astype(np.float32) if is_trainable(v) else v for k, v in arrays.items()}
 
 

@@ -1,0 +1,100 @@
+"""Unlearning certificates: what was forgotten, how, and hashes that tie the claim to the files.
+
+``certificate-<n>.json`` (one per unlearning request) names the forgotten clients, each method with its
+parameters and wall time, the SHA-256 of the model before and of each model after, of the history
+manifest used (which pins every history file's SHA-256), and the forgetting evidence. ``fedunlearn-verify
+<certificate>`` re-hashes the files and re-checks the history against its manifest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from fedunlearn.checkpoint import RunCheckpoint, file_sha256
+from fedunlearn.config import Config
+from fedunlearn.history import HistoryStore
+from fedunlearn.history.store import MANIFEST, HistoryCorruptError, atomic_write
+
+EVIDENCE = ("test_accuracy", "forgotten_accuracy", "backdoor_asr", "mia_auc", "l2_to_retrain", "js_to_retrain")
+
+
+def _file(run_dir: Path, path: Path) -> dict[str, str]:
+    return {"file": str(path.relative_to(run_dir)), "sha256": file_sha256(path)}
+
+
+def write_certificate(
+    run_dir: Path, request: int, cfg: Config, store: HistoryStore, ckpt: RunCheckpoint, results: dict[str, Any]
+) -> Path:
+    """Write ``certificate-<request>.json`` for the methods in ``results['unlearning']``."""
+    methods: dict[str, Any] = {}
+    for name, entry in results["unlearning"].items():
+        methods[name] = {
+            "parameters": dataclasses.asdict(getattr(cfg.unlearning, name)),
+            "wall_s": entry["wall_s"],
+            "client_epochs": entry["client_epochs"],
+            "model_after": _file(run_dir, ckpt.model_path(name)),
+            "evidence": {k: entry["metrics"].get(k) for k in EVIDENCE},
+        }
+    certificate = {
+        "request": request,
+        "clients": results["unlearning"][next(iter(methods))]["clients"],
+        "issued_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "seed": cfg.seed,
+        "history": _file(run_dir, store.root / MANIFEST),
+        "model_before": _file(run_dir, ckpt.model_path("trained")),
+        "evidence_before": {k: results["before_unlearning"]["metrics"].get(k) for k in EVIDENCE},
+        "methods": methods,
+    }
+    path = run_dir / f"certificate-{request}.json"
+    atomic_write(path, json.dumps(certificate, indent=2).encode())
+    return path
+
+
+def verify_certificate(path: Path) -> list[str]:
+    """Every mismatch between the certificate and the files beside it (empty: all hashes hold)."""
+    cert = json.loads(Path(path).read_text())
+    run_dir = Path(path).resolve().parent
+    pinned = [("history manifest", cert["history"]), ("model before", cert["model_before"])]
+    pinned += [(f"model after {name}", m["model_after"]) for name, m in cert["methods"].items()]
+    problems = []
+    for what, ref in pinned:
+        file = run_dir / ref["file"]
+        if not file.exists():
+            problems.append(f"{what}: {file} is missing")
+        elif file_sha256(file) != ref["sha256"]:
+            problems.append(f"{what}: {file} does not match the certificate's SHA-256")
+    if not problems:  # the manifest is the certified one: check the history files it pins
+        try:
+            HistoryStore.open((run_dir / cert["history"]["file"]).parent).verify()
+        except HistoryCorruptError as err:
+            problems.append(str(err))
+    return problems
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``fedunlearn-verify CERTIFICATE...``: exit 0 when every hash holds, 1 otherwise."""
+    paths = sys.argv[1:] if argv is None else argv
+    if not paths or any(p in ("-h", "--help") for p in paths):
+        print("usage: fedunlearn-verify CERTIFICATE.json...", file=sys.stderr)
+        sys.exit(2)
+    failed = False
+    for p in paths:
+        if not Path(p).is_file():
+            print(f"{p}: no such certificate", file=sys.stderr)
+            failed = True
+            continue
+        problems = verify_certificate(Path(p))
+        if problems:
+            failed = True
+            print(f"{p}: FAILED", file=sys.stderr)
+            for line in problems:
+                print(f"  {line}", file=sys.stderr)
+        else:
+            cert = json.loads(Path(p).read_text())
+            print(f"{p}: OK (clients {cert['clients']}; {', '.join(cert['methods'])}; history and models match)")
+    sys.exit(1 if failed else 0)

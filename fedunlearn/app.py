@@ -34,17 +34,22 @@ def load_config(dcfg: DictConfig) -> Config:
 
 
 def check_forgotten_clients_train(cfg: Config) -> None:
-    """Each forgotten client must contribute to some training round (sampling and dropouts are seeded)."""
+    """Each forgotten client must contribute to some training round before it leaves (sampling and dropouts
+    are seeded, so this is known at start)."""
     from fedunlearn.fl.training import training_contributors
 
-    trained = training_contributors(cfg)
-    never = [c for c in cfg.forget.clients if c not in trained]
-    if never:
-        raise ConfigError(
-            "forget.clients",
-            f"client(s) {never} never train in the {cfg.fl.num_rounds} rounds (not sampled by fl.fraction_train="
-            f"{cfg.fl.fraction_train} or dropped out); clients that train: {_ranges(sorted(trained))}",
-        )
+    requests = [("forget.clients", cfg.fl.num_rounds, list(cfg.forget.clients))]
+    requests += [(f"forget.schedule[{i}].clients", r.round, list(r.clients)) for i, r in enumerate(cfg.forget.schedule)]
+    for key, until, clients in requests:
+        trained = training_contributors(cfg, until)
+        never = [c for c in clients if c not in trained]
+        if never:
+            raise ConfigError(
+                key,
+                f"client(s) {never} never train in the {until} rounds before leaving (not sampled by "
+                f"fl.fraction_train={cfg.fl.fraction_train} or dropped out); clients that train: "
+                f"{_ranges(sorted(trained))}",
+            )
 
 
 def _ranges(ids: list[int]) -> str:

@@ -15,10 +15,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from fedunlearn.checkpoint import RunCheckpoint, file_sha256
+from fedunlearn.checkpoint import file_sha256
 from fedunlearn.config import Config
 from fedunlearn.history import HistoryStore
-from fedunlearn.history.store import MANIFEST, HistoryCorruptError, atomic_write
+from fedunlearn.history.store import HistoryCorruptError, atomic_write
 
 EVIDENCE = ("test_accuracy", "forgotten_accuracy", "backdoor_asr", "mia_auc", "l2_to_retrain", "js_to_retrain")
 
@@ -28,27 +28,36 @@ def _file(run_dir: Path, path: Path) -> dict[str, str]:
 
 
 def write_certificate(
-    run_dir: Path, request: int, cfg: Config, store: HistoryStore, ckpt: RunCheckpoint, results: dict[str, Any]
+    run_dir: Path,
+    request: int,
+    cfg: Config,
+    manifest: Path,
+    model_before: Path,
+    evidence_before: dict[str, Any],
+    methods: dict[str, tuple[dict[str, Any], Path]],
 ) -> Path:
-    """Write ``certificate-<request>.json`` for the methods in ``results['unlearning']``."""
-    methods: dict[str, Any] = {}
-    for name, entry in results["unlearning"].items():
-        methods[name] = {
+    """Write ``certificate-<request>.json``; ``methods`` maps each method to (its results.json entry, its
+    unlearned model file)."""
+    entries: dict[str, Any] = {}
+    for name, (entry, model_after) in methods.items():
+        entries[name] = {
             "parameters": dataclasses.asdict(getattr(cfg.unlearning, name)),
             "wall_s": entry["wall_s"],
             "client_epochs": entry["client_epochs"],
-            "model_after": _file(run_dir, ckpt.model_path(name)),
+            "model_after": _file(run_dir, model_after),
             "evidence": {k: entry["metrics"].get(k) for k in EVIDENCE},
         }
+    first = next(iter(methods.values()))[0]
     certificate = {
         "request": request,
-        "clients": results["unlearning"][next(iter(methods))]["clients"],
+        "clients": first["clients"],
+        "after_round": first.get("after_round", cfg.fl.num_rounds),
         "issued_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "seed": cfg.seed,
-        "history": _file(run_dir, store.root / MANIFEST),
-        "model_before": _file(run_dir, ckpt.model_path("trained")),
-        "evidence_before": {k: results["before_unlearning"]["metrics"].get(k) for k in EVIDENCE},
-        "methods": methods,
+        "history": _file(run_dir, manifest),
+        "model_before": _file(run_dir, model_before),
+        "evidence_before": {k: evidence_before.get(k) for k in EVIDENCE},
+        "methods": entries,
     }
     path = run_dir / f"certificate-{request}.json"
     atomic_write(path, json.dumps(certificate, indent=2).encode())
@@ -69,8 +78,9 @@ def verify_certificate(path: Path) -> list[str]:
         elif file_sha256(file) != ref["sha256"]:
             problems.append(f"{what}: {file} does not match the certificate's SHA-256")
     if not problems:  # the manifest is the certified one: check the history files it pins
+        manifest = run_dir / cert["history"]["file"]
         try:
-            HistoryStore.open((run_dir / cert["history"]["file"]).parent).verify()
+            HistoryStore.open(manifest.parent, manifest.name).verify()
         except HistoryCorruptError as err:
             problems.append(str(err))
     return problems

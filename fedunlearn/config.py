@@ -93,8 +93,15 @@ class BackdoorConfig:
 
 
 @dataclass
-class ForgetConfig:
+class ForgetRequestConfig:
+    round: int = MISSING  # the request arrives after this training round
     clients: list[int] = MISSING
+
+
+@dataclass
+class ForgetConfig:
+    clients: list[int] = MISSING  # unlearned once, after training
+    schedule: list[ForgetRequestConfig] = MISSING  # or: sequential requests while training goes on
 
 
 @dataclass
@@ -240,6 +247,40 @@ def method_names(cfg: Config, registered: tuple[str, ...]) -> list[str]:
     return names
 
 
+def departed_clients(cfg: Config) -> list[int]:
+    """Every client forgotten by the run: ``forget.clients`` or all of ``forget.schedule``'s."""
+    return sorted({*cfg.forget.clients, *(c for r in cfg.forget.schedule for c in r.clients)})
+
+
+def _check_schedule(cfg: Config, methods: list[str]) -> None:
+    if cfg.forget.clients:
+        raise ConfigError("forget.schedule", "use forget.clients or forget.schedule, not both (set forget.clients=[])")
+    if len(methods) != 1 or methods[0] in ("retrain", "all"):
+        raise ConfigError(
+            "unlearning.methods",
+            f"forget.schedule needs exactly one method other than retrain (the run ends with retrain as the "
+            f"reference), got {methods}",
+        )
+    previous = 0
+    for i, request in enumerate(cfg.forget.schedule):
+        key = f"forget.schedule[{i}]"
+        if not previous < request.round <= cfg.fl.num_rounds:
+            raise ConfigError(
+                f"{key}.round",
+                f"must be in ({previous}, {cfg.fl.num_rounds}] (after the previous request, within fl.num_rounds), "
+                f"got {request.round}",
+            )
+        if not request.clients:
+            raise ConfigError(f"{key}.clients", "must name at least one client")
+        _client_ids(f"{key}.clients", list(request.clients), cfg.fl.num_clients)
+        previous = request.round
+    everyone = [c for r in cfg.forget.schedule for c in r.clients]
+    if len(set(everyone)) != len(everyone):
+        raise ConfigError("forget.schedule", f"a client leaves more than once: {everyone}")
+    if len(everyone) >= cfg.fl.num_clients:
+        raise ConfigError("forget.schedule", "at least one client must remain after forgetting")
+
+
 def validate(cfg: Config, registered_methods: tuple[str, ...]) -> None:
     """Check ranges and names that the types alone cannot; raise ConfigError on the first."""
     _choice("dataset.name", cfg.dataset.name, DATASETS)
@@ -287,7 +328,9 @@ def validate(cfg: Config, registered_methods: tuple[str, ...]) -> None:
     if len(cfg.forget.clients) >= fl.num_clients:
         raise ConfigError("forget.clients", "at least one client must remain after forgetting")
     methods = method_names(cfg, registered_methods)
-    if methods and not cfg.forget.clients:
+    if cfg.forget.schedule:
+        _check_schedule(cfg, methods)
+    elif methods and not cfg.forget.clients:
         raise ConfigError("forget.clients", "unlearning.methods is set but no client is forgotten")
     fe = cfg.unlearning.federaser
     _in_range("unlearning.federaser.calibration_ratio", fe.calibration_ratio, 0.0, 1.0, low_open=True)

@@ -124,7 +124,7 @@ def test_certificate_records_the_request_and_verifies(finished_run, tmp_path: Pa
         cert["methods"]["federaser"]["evidence"]["backdoor_asr"]
         == results["unlearning"]["federaser"]["metrics"]["backdoor_asr"]
     )
-    assert cert["history"]["file"] == "history/manifest.json" and len(cert["model_before"]["sha256"]) == 64
+    assert cert["history"]["file"] == "history/manifest-request-1.json" and len(cert["model_before"]["sha256"]) == 64
     assert verify_certificate(src / "certificate-1.json") == []
 
     run_dir = copy_run(src, tmp_path / "run")

@@ -88,6 +88,7 @@ def replay_rounds(
     on_round: Callable[[int, Params, dict[int, Params], list[ClientUpdate]], None] | None = None,
     after_round: Callable[[int, Params, RoundLog], None] | None = None,
     log_so_far: RoundLog | None = None,
+    total: int | None = None,
 ) -> tuple[Params, RoundLog]:
     """Run FedAvg over ``schedule`` (round number, client ids) from ``start``.
 
@@ -97,7 +98,7 @@ def replay_rounds(
     """
     params = start
     rounds = log_so_far if log_so_far is not None else RoundLog()
-    total = schedule[-1][0] if schedule else 0
+    total = total if total is not None else (schedule[-1][0] if schedule else 0)
     for round_, cids in schedule:
         t0 = time.perf_counter()
         seeds = {c: client_seed(seed, TRAINING_STREAM, round_, c) for c in cids}
@@ -116,18 +117,25 @@ def replay_rounds(
 
 
 def training_schedule(cfg: Config) -> list[tuple[int, list[int]]]:
-    """Each training round's sampled client ids (a pure function of the config)."""
+    """Each training round's sampled client ids (a pure function of the config). Clients that left through
+    ``forget.schedule`` are no longer sampled after their request's round."""
     rng = np.random.default_rng([cfg.seed, 1])
-    clients = list(range(cfg.fl.num_clients))
-    return [(t, sample_clients(clients, cfg.fl.fraction_train, rng)) for t in range(1, cfg.fl.num_rounds + 1)]
+    gone_after = {c: r.round for r in cfg.forget.schedule for c in r.clients}
+    schedule = []
+    for t in range(1, cfg.fl.num_rounds + 1):
+        pool = [c for c in range(cfg.fl.num_clients) if gone_after.get(c, t) >= t]
+        schedule.append((t, sample_clients(pool, cfg.fl.fraction_train, rng)))
+    return schedule
 
 
-def training_contributors(cfg: Config) -> set[int]:
-    """Clients that train in at least one round: sampled and not dropped out (both seeded, so known at start)."""
+def training_contributors(cfg: Config, until: int | None = None) -> set[int]:
+    """Clients that train in at least one round up to ``until``: sampled and not dropped out (both seeded,
+    so known at start)."""
     rate = cfg.fl.dropout_rate
     return {
         c
         for t, cids in training_schedule(cfg)
+        if until is None or t <= until
         for c in cids
         if not drops_out(client_seed(cfg.seed, TRAINING_STREAM, t, c), rate)
     }
@@ -141,12 +149,14 @@ def train_federated(
     evaluate: Evaluate,
     after_round: Callable[[int, Params, RoundLog], None] | None = None,
     resume_from: tuple[int, RoundLog] | None = None,
+    until: int | None = None,
 ) -> tuple[Params, RoundLog]:
     """Federated training from ``initial`` as ``cfg.fl`` says; each round's M^t and updates go to ``store``
-    as it ends. ``resume_from`` (last finished round, its log) continues an interrupted training, with
-    ``initial`` the model after that round."""
+    as it ends. ``resume_from`` (last finished round, its log) continues from ``initial``, the model after
+    that round; ``until`` stops after that round (default: ``fl.num_rounds``)."""
     schedule = training_schedule(cfg)
     done, log_so_far = resume_from if resume_from is not None else (0, None)
+    last = cfg.fl.num_rounds if until is None else until
     plan = TrainPlan.from_config(cfg)
 
     def record(round_: int, params: Params, deltas: dict[int, Params], updates: list[ClientUpdate]) -> None:
@@ -155,7 +165,7 @@ def train_federated(
     return replay_rounds(
         trainer,
         initial,
-        [(t, cids) for t, cids in schedule if t > done],
+        [(t, cids) for t, cids in schedule if done < t <= last],
         plan,
         cfg.seed,
         evaluate,
@@ -163,4 +173,5 @@ def train_federated(
         on_round=record,
         after_round=after_round,
         log_so_far=log_so_far,
+        total=cfg.fl.num_rounds,
     )

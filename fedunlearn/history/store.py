@@ -46,14 +46,15 @@ def atomic_write(path: Path, payload: bytes) -> None:
 class HistoryStore:
     """Writes and reads one run's training history (see module docstring for the layout)."""
 
-    def __init__(self, root: Path | str, interval: int = 1, dtype: str = "float32") -> None:
+    def __init__(self, root: Path | str, interval: int = 1, dtype: str = "float32", manifest: str = MANIFEST) -> None:
         if dtype not in DTYPES:
             raise ValueError(f"history dtype {dtype!r} not in {sorted(DTYPES)}")
         if interval < 1:
             raise ValueError(f"history interval must be >= 1, got {interval}")
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
-        path = self.root / MANIFEST
+        self.manifest_path = self.root / manifest
+        path = self.manifest_path
         if path.exists():
             try:
                 self._manifest: dict[str, Any] = json.loads(path.read_text())
@@ -68,12 +69,12 @@ class HistoryStore:
             self._manifest = {"interval": interval, "dtype": dtype, "rounds": {}, "files": {}}
 
     @classmethod
-    def open(cls, root: Path | str) -> HistoryStore:
-        """Open an existing history for reading."""
-        path = Path(root) / MANIFEST
+    def open(cls, root: Path | str, manifest: str = MANIFEST) -> HistoryStore:
+        """Open an existing history for reading (``manifest``: e.g. a copy frozen by ``freeze_manifest``)."""
+        path = Path(root) / manifest
         try:
-            manifest = json.loads(path.read_text())
-            return cls(root, manifest["interval"], manifest["dtype"])
+            index = json.loads(path.read_text())
+            return cls(root, index["interval"], index["dtype"], manifest)
         except FileNotFoundError:
             raise HistoryCorruptError(f"history manifest is missing: {path}") from None
         except (json.JSONDecodeError, KeyError, TypeError) as err:
@@ -123,7 +124,7 @@ class HistoryStore:
             "clients": sorted(int(c) for c in updates),
             "num_examples": {str(c): int(num_examples[c]) for c in sorted(updates)},
         }
-        atomic_write(self.root / MANIFEST, json.dumps(self._manifest, indent=1).encode())
+        atomic_write(self.manifest_path, json.dumps(self._manifest, indent=1).encode())
 
     # -- reading -----------------------------------------------------------------------------------
 
@@ -170,7 +171,7 @@ class HistoryStore:
                 for file in folder.iterdir():
                     file.unlink()
                 folder.rmdir()
-        atomic_write(self.root / MANIFEST, json.dumps(self._manifest, indent=1).encode())
+        atomic_write(self.manifest_path, json.dumps(self._manifest, indent=1).encode())
 
     def verify(self) -> None:
         """Check every stored file against the manifest; raise HistoryCorruptError naming round and client."""
@@ -179,9 +180,12 @@ class HistoryStore:
             for cid in self.participants(round_):
                 self._check(_client_file(round_, cid), f"round {round_}, client {cid}")
 
-    def manifest_sha256(self) -> str:
-        """SHA-256 of manifest.json as written (which pins every file's SHA-256)."""
-        return hashlib.sha256((self.root / MANIFEST).read_bytes()).hexdigest()
+    def freeze_manifest(self, name: str) -> Path:
+        """Copy the manifest as it is now to ``name``: the rounds so far, pinned for a certificate while
+        training goes on (stored files are never rewritten, so the copy stays valid)."""
+        path = self.root / name
+        atomic_write(path, self.manifest_path.read_bytes())
+        return path
 
     def total_bytes(self) -> int:
         """Bytes of all stored tensor files (headers included, manifest excluded)."""

@@ -77,6 +77,15 @@ def summary(results: dict[str, Any]) -> str:
     ]
     if "unlearning" in results:
         clients = next(iter(results["unlearning"].values()))["clients"] if results["unlearning"] else []
-        lines.append(f"unlearning clients {clients}:")
+        for r in results.get("requests", []):
+            b, a = r["metrics_before"], r["metrics"]
+            lines.append(
+                f"request {r['request']} after round {r['after_round']}: {r['method']} forgets {r['clients']} "
+                f"(all departed: {r['forgotten_so_far']}): test acc {_fmt(b['test_accuracy'])} → "
+                f"{_fmt(a['test_accuracy'])}, ASR {_fmt(b['backdoor_asr'])} → {_fmt(a['backdoor_asr'])}, "
+                f"{r['client_epochs']} client-epochs, {r['wall_s']:.1f}s"
+            )
+        against = " at the end, against retraining without all of them" if "requests" in results else ""
+        lines.append(f"unlearning clients {clients}{against}:")
         lines.append(render_table(comparison_rows(results)))
     return "\n".join(lines)

@@ -70,6 +70,7 @@ class FLConfig:
 
 @dataclass
 class HistoryConfig:
+    record: bool = MISSING  # false: plain FedAvg, nothing stored (no unlearning possible)
     interval: int = MISSING
     dtype: str = MISSING
     dir: str = MISSING
@@ -328,6 +329,8 @@ def validate(cfg: Config, registered_methods: tuple[str, ...]) -> None:
     if len(cfg.forget.clients) >= fl.num_clients:
         raise ConfigError("forget.clients", "at least one client must remain after forgetting")
     methods = method_names(cfg, registered_methods)
+    if not cfg.history.record and (methods or cfg.forget.clients or cfg.forget.schedule):
+        raise ConfigError("history.record", "unlearning needs the history: set history.record=true")
     if cfg.forget.schedule:
         _check_schedule(cfg, methods)
     elif methods and not cfg.forget.clients:

@@ -170,7 +170,7 @@ def train_federated(
         cfg.seed,
         evaluate,
         "train",
-        on_round=record,
+        on_round=record if cfg.history.record else None,
         after_round=after_round,
         log_so_far=log_so_far,
         total=cfg.fl.num_rounds,

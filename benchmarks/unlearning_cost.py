@@ -1,0 +1,109 @@
+"""Every registered method against retraining where client compute dominates: a cnn on image-shaped synthetic
+data, 20 clients, 20 rounds, client 0 backdoored and forgotten. One run, so all methods share the trained model,
+the history and the machine's state.
+
+    python benchmarks/unlearning_cost.py                    # the setting below
+    python benchmarks/unlearning_cost.py seed=1 fl.local_epochs=4   # extra arguments are Hydra overrides
+
+Prints each method's wall seconds, client-epochs, speed-ups vs retrain, and its test-accuracy and ASR gaps to
+retrain; then checks the targets (best method ≥ 10× fewer client-epochs and ≥ 5× less wall time than retrain
+within 1 point of its accuracy and 2 points of its ASR; FedEraser ≥ 3.5× fewer client-epochs).
+Writes benchmarks/out/unlearning_cost.json and .md.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from _measure import machine, run_fedunlearn, write_outputs
+
+OUT = Path(__file__).parent / "out"
+SETTING = [
+    "dataset=synthetic",
+    "dataset.shape=[1,12,12]",
+    "dataset.num_samples=4000",
+    "dataset.class_sep=3.0",
+    "model=cnn",
+    "fl.num_clients=20",
+    "fl.num_rounds=20",
+    "fl.local_epochs=2",
+    "fl.lr=0.05",
+    "fl.batch_size=32",
+    "backdoor.clients=[0]",
+    "forget.clients=[0]",
+    "unlearning.methods=all",
+    "ray.num_cpus=2",
+]
+
+
+def rows_of(results: dict[str, Any]) -> list[dict[str, Any]]:
+    retrain = results["unlearning"]["retrain"]
+    rows = []
+    for name, e in results["unlearning"].items():
+        speed = e["speedup_vs_retrain"] or {}
+        m, r = e["metrics"], retrain["metrics"]
+        rows.append(
+            {
+                "method": name,
+                "wall_s": e["wall_s"],
+                "client_epochs": e["client_epochs"],
+                "speedup_epochs": speed.get("client_epochs"),  # None: the method trains no client (infinite)
+                "speedup_wall": speed.get("wall"),
+                "test_accuracy": m["test_accuracy"],
+                "backdoor_asr": m["backdoor_asr"],
+                "accuracy_gap_points": 100 * (r["test_accuracy"] - m["test_accuracy"]),
+                "asr_gap_points": 100 * (m["backdoor_asr"] - r["backdoor_asr"]),
+            }
+        )
+    return rows
+
+
+def meets(row: dict[str, Any]) -> bool:
+    epochs = row["speedup_epochs"] is None or row["speedup_epochs"] >= 10
+    return epochs and (row["speedup_wall"] or 0) >= 5 and row["accuracy_gap_points"] <= 1 and row["asr_gap_points"] <= 2
+
+
+def main() -> None:
+    extra = sys.argv[1:]
+    with tempfile.TemporaryDirectory() as tmp:
+        m = run_fedunlearn(Path(tmp) / "run", [*SETTING, *extra])
+    results = m.results
+    rows = rows_of(results)
+    before = results["before_unlearning"]["metrics"]
+    train = results["training"]
+    lines = [
+        f"Machine: {machine()}. {' '.join(SETTING + extra)}",
+        "",
+        f"Training: {train['wall_s']:.1f} s, {train['client_epochs']} client-epochs; before unlearning: test acc "
+        f"{before['test_accuracy']:.3f}, backdoor ASR {before['backdoor_asr']:.3f}.",
+        "",
+        "| method | wall s | client-epochs | speed-up epochs | speed-up wall | test acc | ASR | acc gap (pts) "
+        "| ASR gap (pts) | meets the best-method target |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        epochs = "∞" if r["speedup_epochs"] is None else f"{r['speedup_epochs']:.2f}"
+        lines.append(
+            f"| {r['method']} | {r['wall_s']:.1f} | {r['client_epochs']} | {epochs} | {r['speedup_wall']:.2f} "
+            f"| {r['test_accuracy']:.3f} | {r['backdoor_asr']:.3f} | {r['accuracy_gap_points']:+.1f} "
+            f"| {r['asr_gap_points']:+.1f} | {'yes' if meets(r) and r['method'] != 'retrain' else ''} |"
+        )
+    best = [r["method"] for r in rows if r["method"] != "retrain" and meets(r)]
+    federaser = next(r for r in rows if r["method"] == "federaser")
+    lines += [
+        "",
+        f"Best-method target (≥10× epochs, ≥5× wall, ≤1 pt acc, ≤2 pts ASR): "
+        f"{'met by ' + ', '.join(best) if best else 'not met'}.",
+        f"FedEraser target (≥3.5× fewer client-epochs): {federaser['speedup_epochs']:.2f}× — "
+        f"{'met' if (federaser['speedup_epochs'] or 0) >= 3.5 else 'not met'}.",
+    ]
+    table = "\n".join(lines)
+    print(table)
+    write_outputs(OUT, "unlearning_cost", {"machine": machine(), "setting": SETTING + extra, "rows": rows}, table)
+
+
+if __name__ == "__main__":
+    main()

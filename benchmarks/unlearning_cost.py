@@ -23,9 +23,9 @@ from _measure import machine, run_fedunlearn, write_outputs
 OUT = Path(__file__).parent / "out"
 SETTING = [
     "dataset=synthetic",
-    "dataset.shape=[1,12,12]",
-    "dataset.num_samples=4000",
-    "dataset.class_sep=3.0",
+    "dataset.shape=[1,16,16]",
+    "dataset.num_samples=8000",
+    "dataset.class_sep=1.2",
     "model=cnn",
     "fl.num_clients=20",
     "fl.num_rounds=20",

@@ -25,7 +25,7 @@ from typing import Any
 
 from _measure import compose_config, machine, run_fedunlearn, write_outputs
 
-REPS = 3
+REPS = 5
 OUT = Path(__file__).parent / "out"
 BASE = ["experiment=train_only", "ray.num_cpus=2"]
 VARIANTS = {

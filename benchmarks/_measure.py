@@ -13,10 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from hydra import compose, initialize_config_module
-
-from fedunlearn.app import load_config
-from fedunlearn.config import Config
 
 
 @dataclass
@@ -66,12 +62,6 @@ def run_fedunlearn(run_dir: Path, overrides: list[str], interval_s: float = 0.2)
         raise RuntimeError(f"fedunlearn {' '.join(overrides)} failed:\n{output[-3000:]}")
     results = json.loads((run_dir / "results.json").read_text())
     return Measured(wall, peak[0] / 2**20, peak[1] / 2**20, results)
-
-
-def compose_config(overrides: list[str]) -> Config:
-    """The validated config ``fedunlearn`` would run with these overrides."""
-    with initialize_config_module("fedunlearn.conf", version_base="1.3"):
-        return load_config(compose("config", overrides=overrides))
 
 
 def machine() -> str:

@@ -23,7 +23,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _measure import compose_config, machine, run_fedunlearn, write_outputs
+from _measure import machine, run_fedunlearn, write_outputs
+
+from fedunlearn.app import compose_config
 
 REPS = 5
 OUT = Path(__file__).parent / "out"

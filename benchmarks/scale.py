@@ -16,8 +16,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _measure import compose_config, machine, run_fedunlearn, write_outputs
+from _measure import machine, run_fedunlearn, write_outputs
 
+from fedunlearn.app import compose_config
 from fedunlearn.fl.training import training_schedule
 
 SIZES = (10, 100, 1000)

@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _measure import compose_config, machine, write_outputs
+from _measure import machine, write_outputs
 
+from fedunlearn.app import compose_config
 from fedunlearn.data import federated_data
 from fedunlearn.fl.params import get_params
 from fedunlearn.history import HistoryStore

@@ -33,15 +33,24 @@ def load_config(dcfg: DictConfig) -> Config:
     return cfg
 
 
+def compose_config(overrides: list[str]) -> Config:
+    """The validated config that ``fedunlearn <overrides>`` would run with (for tests, benchmarks, notebooks)."""
+    from hydra import compose, initialize_config_module
+
+    with initialize_config_module("fedunlearn.conf", version_base="1.3"):
+        return load_config(compose("config", overrides=overrides))
+
+
 def check_forgotten_clients_train(cfg: Config) -> None:
     """Each forgotten client must contribute to some training round before it leaves (sampling and dropouts
     are seeded, so this is known at start)."""
-    from fedunlearn.fl.training import training_contributors
+    from fedunlearn.fl.training import first_training_rounds
 
+    first = first_training_rounds(cfg)
     requests = [("forget.clients", cfg.fl.num_rounds, list(cfg.forget.clients))]
     requests += [(f"forget.schedule[{i}].clients", r.round, list(r.clients)) for i, r in enumerate(cfg.forget.schedule)]
     for key, until, clients in requests:
-        trained = training_contributors(cfg, until)
+        trained = [c for c, t in first.items() if t <= until]
         never = [c for c in clients if c not in trained]
         if never:
             raise ConfigError(

@@ -73,7 +73,6 @@ class Training:
         else:
             self.progress, self.params = saved
             run.store.truncate(self.progress["round"])  # a round killed half-way is recorded again
-            run.store.verify()
             log.info("resuming after training round %d of %d", self.progress["round"], run.cfg.fl.num_rounds)
 
     def until(self, last_round: int) -> Params:

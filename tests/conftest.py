@@ -10,9 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hydra import compose, initialize_config_module
 
-from fedunlearn.app import load_config
+from fedunlearn.app import compose_config
 from fedunlearn.config import Config
 
 # A federation small enough for seconds-long runs: 400 synthetic 1x8x8 samples, 4 clients.
@@ -28,8 +27,7 @@ TINY = [
 
 
 def make_config(*overrides: str) -> Config:
-    with initialize_config_module("fedunlearn.conf", version_base="1.3"):
-        return load_config(compose("config", overrides=list(overrides)))
+    return compose_config(list(overrides))
 
 
 @pytest.fixture

@@ -128,17 +128,15 @@ def training_schedule(cfg: Config) -> list[tuple[int, list[int]]]:
     return schedule
 
 
-def training_contributors(cfg: Config, until: int | None = None) -> set[int]:
-    """Clients that train in at least one round up to ``until``: sampled and not dropped out (both seeded,
-    so known at start)."""
-    rate = cfg.fl.dropout_rate
-    return {
-        c
-        for t, cids in training_schedule(cfg)
-        if until is None or t <= until
-        for c in cids
-        if not drops_out(client_seed(cfg.seed, TRAINING_STREAM, t, c), rate)
-    }
+def first_training_rounds(cfg: Config) -> dict[int, int]:
+    """Client id → the first round in which it trains (sampled and not dropped out, both seeded, so known at
+    start); clients that never train are absent."""
+    first: dict[int, int] = {}
+    for t, cids in training_schedule(cfg):
+        for c in cids:
+            if c not in first and not drops_out(client_seed(cfg.seed, TRAINING_STREAM, t, c), cfg.fl.dropout_rate):
+                first[c] = t
+    return first
 
 
 def train_federated(

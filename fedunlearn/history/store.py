@@ -56,10 +56,7 @@ class HistoryStore:
         self.manifest_path = self.root / manifest
         path = self.manifest_path
         if path.exists():
-            try:
-                self._manifest: dict[str, Any] = json.loads(path.read_text())
-            except json.JSONDecodeError as err:
-                raise HistoryCorruptError(f"history manifest is unreadable ({err}): {path}") from None
+            self._manifest: dict[str, Any] = _load_manifest(path)
             if (self._manifest["interval"], self._manifest["dtype"]) != (interval, dtype):
                 raise ValueError(
                     f"{path} was written with interval/dtype {self._manifest['interval']}/"
@@ -71,14 +68,8 @@ class HistoryStore:
     @classmethod
     def open(cls, root: Path | str, manifest: str = MANIFEST) -> HistoryStore:
         """Open an existing history for reading (``manifest``: e.g. a copy frozen by ``freeze_manifest``)."""
-        path = Path(root) / manifest
-        try:
-            index = json.loads(path.read_text())
-            return cls(root, index["interval"], index["dtype"], manifest)
-        except FileNotFoundError:
-            raise HistoryCorruptError(f"history manifest is missing: {path}") from None
-        except (json.JSONDecodeError, KeyError, TypeError) as err:
-            raise HistoryCorruptError(f"history manifest is unreadable ({err}): {path}") from None
+        index = _load_manifest(Path(root) / manifest)
+        return cls(root, index["interval"], index["dtype"], manifest)
 
     # -- writing -----------------------------------------------------------------------------------
 
@@ -218,6 +209,19 @@ class HistoryStore:
     def _read(self, rel: str, what: str) -> Params:
         arrays = load_safetensors(self._check(rel, what))
         return {k: v.astype(np.float32) if is_trainable(v) else v for k, v in arrays.items()}
+
+
+def _load_manifest(path: Path) -> dict[str, Any]:
+    """The parsed manifest; HistoryCorruptError when it is missing, not JSON, or lacks interval and dtype."""
+    try:
+        manifest = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise HistoryCorruptError(f"history manifest is missing: {path}") from None
+    except json.JSONDecodeError as err:
+        raise HistoryCorruptError(f"history manifest is unreadable ({err}): {path}") from None
+    if not isinstance(manifest, dict) or not {"interval", "dtype"} <= manifest.keys():
+        raise HistoryCorruptError(f"history manifest is unreadable (no interval/dtype index): {path}")
+    return manifest
 
 
 def _round_dir(round_: int) -> str:

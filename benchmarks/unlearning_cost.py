@@ -56,14 +56,31 @@ def rows_of(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "backdoor_asr": m["backdoor_asr"],
                 "accuracy_gap_points": 100 * (r["test_accuracy"] - m["test_accuracy"]),
                 "asr_gap_points": 100 * (m["backdoor_asr"] - r["backdoor_asr"]),
+                "info": e["info"],
+                "recovery_rounds": [
+                    {k: x[k] for k in ("round", "test_accuracy", "test_loss")} for x in e["recovery_rounds"]
+                ],
             }
         )
     return rows
 
 
+def misses(row: dict[str, Any]) -> list[str]:
+    """The best-method criteria ``row`` misses, each with its measured value (empty: it meets the target)."""
+    out = []
+    if row["speedup_epochs"] is not None and row["speedup_epochs"] < 10:
+        out.append(f"client-epochs {row['speedup_epochs']:.2f}× < 10×")
+    if (row["speedup_wall"] or 0) < 5:
+        out.append(f"wall {row['speedup_wall'] or 0:.2f}× < 5×")
+    if row["accuracy_gap_points"] > 1:
+        out.append(f"accuracy {row['accuracy_gap_points']:.1f} pts below retrain > 1")
+    if row["asr_gap_points"] > 2:
+        out.append(f"ASR {row['asr_gap_points']:.1f} pts above retrain > 2")
+    return out
+
+
 def meets(row: dict[str, Any]) -> bool:
-    epochs = row["speedup_epochs"] is None or row["speedup_epochs"] >= 10
-    return epochs and (row["speedup_wall"] or 0) >= 5 and row["accuracy_gap_points"] <= 1 and row["asr_gap_points"] <= 2
+    return not misses(row)
 
 
 def main() -> None:
@@ -92,6 +109,18 @@ def main() -> None:
             f"| {r['asr_gap_points']:+.1f} | {'yes' if meets(r) and r['method'] != 'retrain' else ''} |"
         )
     best = [r["method"] for r in rows if r["method"] != "retrain" and meets(r)]
+    lines += ["", "What each approximate method misses of the best-method target:", ""]
+    for r in rows:
+        if r["method"] not in ("retrain", "rollback"):
+            lines.append(f"- {r['method']}: {'; '.join(misses(r)) or 'nothing (meets it)'}")
+    pga = next((r for r in rows if r["method"] == "pga"), None)
+    if pga is not None:
+        path = " → ".join(f"{x['test_accuracy']:.3f}/{x['test_loss']:.2f}" for x in pga["recovery_rounds"])
+        lines.append(
+            f"- PGA's path (test acc/loss after each ascent epoch, then each post round; "
+            f"{pga['info'].get('ascent_steps')} ascent steps, stopped early: {pga['info'].get('stopped_early')}): "
+            f"{path}"
+        )
     federaser = next(r for r in rows if r["method"] == "federaser")
     lines += [
         "",

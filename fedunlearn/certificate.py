@@ -18,7 +18,8 @@ from typing import Any
 from fedunlearn.checkpoint import file_sha256
 from fedunlearn.config import Config
 from fedunlearn.history import HistoryStore
-from fedunlearn.history.store import HistoryCorruptError, atomic_write
+from fedunlearn.history.store import HistoryCorruptError
+from fedunlearn.history.writer import atomic_write
 
 EVIDENCE = ("test_accuracy", "forgotten_accuracy", "backdoor_asr", "mia_auc", "l2_to_retrain", "js_to_retrain")
 

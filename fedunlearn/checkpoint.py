@@ -22,7 +22,8 @@ from safetensors.numpy import save as save_safetensors
 
 from fedunlearn.config import Config, ConfigError
 from fedunlearn.fl.params import Params
-from fedunlearn.history.store import MANIFEST, HistoryStore, atomic_write
+from fedunlearn.history.store import MANIFEST, HistoryStore
+from fedunlearn.history.writer import FileWriter
 
 CHECKPOINT_DIR = "checkpoint"
 MODELS_DIR = "models"
@@ -39,11 +40,10 @@ def config_fingerprint(cfg: Config) -> str:
     return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def save_params(path: Path, params: Params) -> str:
-    """Write ``params`` as safetensors atomically; return the file's SHA-256."""
+def save_params(path: Path, params: Params, writer: FileWriter | None = None) -> str:
+    """Write ``params`` as safetensors atomically (through ``writer``, default at once); return its SHA-256."""
     payload = save_safetensors({k: v for k, v in sorted(params.items())})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, payload)
+    (writer or FileWriter()).write(path, payload)
     return hashlib.sha256(payload).hexdigest()
 
 
@@ -56,12 +56,17 @@ def file_sha256(path: Path) -> str:
 
 
 class RunCheckpoint:
-    """Progress of one run in ``run_dir``; ``fingerprint`` ties it to the config that made it."""
+    """Progress of one run in ``run_dir``; ``fingerprint`` ties it to the config that made it.
 
-    def __init__(self, run_dir: Path, fingerprint: str) -> None:
+    ``writer`` does the file writes (default: at once); a run shares one with its HistoryStore, so that the
+    checkpoint naming a round lands after that round's history.
+    """
+
+    def __init__(self, run_dir: Path, fingerprint: str, writer: FileWriter | None = None) -> None:
         self.run_dir = Path(run_dir)
         self.root = self.run_dir / CHECKPOINT_DIR
         self.fingerprint = fingerprint
+        self._writer = writer if writer is not None else FileWriter()
         self._state: dict[str, Any] = {"fingerprint": fingerprint, "training": None, "methods": {}}
 
     @property
@@ -85,8 +90,7 @@ class RunCheckpoint:
         self._state = state
 
     def _save(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        atomic_write(self.state_path, json.dumps(self._state, indent=1).encode())
+        self._writer.write(self.state_path, json.dumps(self._state, separators=(",", ":")).encode())
 
     # -- training ----------------------------------------------------------------------------------
 
@@ -96,13 +100,14 @@ class RunCheckpoint:
         if progress is None:
             return None
         path = self.root / "training.safetensors"
+        self._writer.flush()
         if file_sha256(path) != progress["sha256"]:
             raise CheckpointError(f"{path} does not match its checksum in {self.state_path}")
         return dict(progress), load_params(path)
 
     def save_training(self, progress: dict[str, Any], params: Params) -> None:
         """Record training up to ``progress['round']`` (model file first, then the state that names it)."""
-        sha = save_params(self.root / "training.safetensors", params)
+        sha = save_params(self.root / "training.safetensors", params, self._writer)
         self._state["training"] = {**progress, "sha256": sha}
         self._save()
 
@@ -117,13 +122,14 @@ class RunCheckpoint:
         if saved is None:
             return None
         path = self.model_path(name)
+        self._writer.flush()
         if not path.exists() or file_sha256(path) != saved["sha256"]:
             raise CheckpointError(f"{path} is missing or does not match its checksum in {self.state_path}")
         return dict(saved), load_params(path)
 
     def save_method(self, name: str, outcome: dict[str, Any], params: Params) -> str:
         """Save a finished method's unlearned model and outcome; return the model file's SHA-256."""
-        sha = save_params(self.model_path(name), params)
+        sha = save_params(self.model_path(name), params)  # at once: certificates hash it next
         self._state["methods"][name] = {**outcome, "sha256": sha}
         self._save()
         return sha

@@ -28,6 +28,7 @@ from fedunlearn.fl.params import Params, get_params
 from fedunlearn.fl.trainer import ClientTrainer, CostMeter
 from fedunlearn.fl.training import RoundLog, train_federated
 from fedunlearn.history import HistoryStore
+from fedunlearn.history.writer import BackgroundWriter, FileWriter
 from fedunlearn.models import build_model
 from fedunlearn.unlearning import UnlearningContext, UnlearningOutcome
 
@@ -264,7 +265,14 @@ def _sequential_summary(run: Run, training: Training, final: Params) -> dict[str
 def run_experiment(cfg: Config, trainer: ClientTrainer, run_dir: Path) -> dict[str, Any]:
     """Train, handle the unlearning request(s), evaluate; return the results.json content.
 
-    With ``cfg.resume`` it continues from the checkpoint in ``run_dir`` (if one was written)."""
+    With ``cfg.resume`` it continues from the checkpoint in ``run_dir`` (if one was written). History and
+    checkpoint files are written behind the rounds (one ordered background writer) and are all on disk when
+    this returns."""
+    with BackgroundWriter() as writer:
+        return _run(cfg, trainer, run_dir, writer)
+
+
+def _run(cfg: Config, trainer: ClientTrainer, run_dir: Path, writer: FileWriter) -> dict[str, Any]:
     data = federated_data(cfg)
     model = build_model(cfg.model, data.input_shape, data.num_classes, cfg.seed)
     num_params = sum(p.numel() for p in model.parameters())
@@ -278,10 +286,10 @@ def run_experiment(cfg: Config, trainer: ClientTrainer, run_dir: Path) -> dict[s
         cfg.model.name,
         num_params,
     )
-    ckpt = RunCheckpoint(run_dir, config_fingerprint(cfg))
+    ckpt = RunCheckpoint(run_dir, config_fingerprint(cfg), writer)
     if cfg.resume and ckpt.exists():
         ckpt.load()
-    store = HistoryStore(run_dir / cfg.history.dir, cfg.history.interval, cfg.history.dtype)
+    store = HistoryStore(run_dir / cfg.history.dir, cfg.history.interval, cfg.history.dtype, writer=writer)
     run = Run(cfg, trainer, run_dir, data, store, ckpt)
     test = Evaluator(cfg, data, departed_clients(cfg)).test
     training = Training(run, get_params(model), test)

@@ -77,3 +77,18 @@ def test_reports_and_aggregate(all_results: dict[str, Any], tmp_path: Path, caps
     assert "2 runs" in out and "± 0.000" in out  # identical runs: zero spread
     assert (tmp_path / "sweep" / "aggregate.csv").exists()
     assert report_main([str(tmp_path / "nowhere")]) == 2
+
+
+@pytest.mark.parametrize(("stop_accuracy", "steps", "stopped"), [(1.01, 1, True), (0.0, 5 * 5, False)])
+def test_pga_checks_its_stop_after_every_ascent_step(
+    tmp_path: Path, stop_accuracy: float, steps: int, stopped: bool
+) -> None:
+    from tests.conftest import TINY, make_config
+
+    # client 1 holds 80 samples: 5 batches of 16 per ascent epoch, at most 5 epochs
+    cfg = make_config(
+        *TINY, "forget.clients=[1]", "unlearning.methods=[pga]", f"unlearning.pga.stop_accuracy={stop_accuracy}"
+    )
+    info = run_experiment(cfg, LocalTrainer(cfg, federated_data(cfg)), tmp_path)["unlearning"]["pga"]["info"]
+    assert (info["ascent_steps"], info["stopped_early"]) == (steps, stopped)
+    assert info["ascent_epochs"] == (1 if stopped else 5)

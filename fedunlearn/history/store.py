@@ -6,15 +6,15 @@ Layout under the run's ``history/`` folder, one safetensors file per tensor set 
     round_00001/global.safetensors     M^1 (the model the round started from)
     round_00001/client_00003.safetensors  U_3^1, with num_examples in its metadata
 
-Each file and the manifest are written atomically as the round ends; nothing is kept in RAM
-across rounds but the manifest's small index.
+Each file and the manifest are written atomically as the round ends (through a ``BackgroundWriter`` in a
+run, so that fsync overlaps the next round); nothing is kept in RAM across rounds but the manifest's small
+index.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from safetensors.numpy import load as load_safetensors
 from safetensors.numpy import save as save_safetensors
 
 from fedunlearn.fl.params import Params, is_trainable
+from fedunlearn.history.writer import FileWriter, atomic_write
 
 MANIFEST = "manifest.json"
 DTYPES = {"float32": np.float32, "float16": np.float16}
@@ -33,26 +34,27 @@ class HistoryCorruptError(RuntimeError):
     """A stored history file is missing, truncated or does not match its recorded checksum."""
 
 
-def atomic_write(path: Path, payload: bytes) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename over ``path``."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(payload)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 class HistoryStore:
-    """Writes and reads one run's training history (see module docstring for the layout)."""
+    """Writes and reads one run's training history (see module docstring for the layout).
 
-    def __init__(self, root: Path | str, interval: int = 1, dtype: str = "float32", manifest: str = MANIFEST) -> None:
+    ``writer`` does the file writes (default: at once, in the caller's thread); reads flush it first.
+    """
+
+    def __init__(
+        self,
+        root: Path | str,
+        interval: int = 1,
+        dtype: str = "float32",
+        manifest: str = MANIFEST,
+        writer: FileWriter | None = None,
+    ) -> None:
         if dtype not in DTYPES:
             raise ValueError(f"history dtype {dtype!r} not in {sorted(DTYPES)}")
         if interval < 1:
             raise ValueError(f"history interval must be >= 1, got {interval}")
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
+        self._writer = writer if writer is not None else FileWriter()
         self.manifest_path = self.root / manifest
         path = self.manifest_path
         if path.exists():
@@ -91,9 +93,7 @@ class HistoryStore:
         return save_safetensors(arrays, metadata=metadata)
 
     def _write(self, rel: str, payload: bytes) -> None:
-        path = self.root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, payload)
+        self._writer.write(self.root / rel, payload)
         self._manifest["files"][rel] = {"bytes": len(payload), "sha256": hashlib.sha256(payload).hexdigest()}
 
     def record_round(
@@ -115,7 +115,10 @@ class HistoryStore:
             "clients": sorted(int(c) for c in updates),
             "num_examples": {str(c): int(num_examples[c]) for c in sorted(updates)},
         }
-        atomic_write(self.manifest_path, json.dumps(self._manifest, indent=1).encode())
+        self._write_manifest()
+
+    def _write_manifest(self) -> None:
+        self._writer.write(self.manifest_path, json.dumps(self._manifest, separators=(",", ":")).encode())
 
     # -- reading -----------------------------------------------------------------------------------
 
@@ -152,6 +155,7 @@ class HistoryStore:
 
     def truncate(self, last_round: int) -> None:
         """Forget rounds after ``last_round`` (a resumed run records them again) and delete their files."""
+        self._writer.flush()
         for r in [r for r in self.rounds() if r > last_round]:
             del self._manifest["rounds"][str(r)]
             prefix = f"{_round_dir(r)}/"
@@ -162,7 +166,7 @@ class HistoryStore:
                 for file in folder.iterdir():
                     file.unlink()
                 folder.rmdir()
-        atomic_write(self.manifest_path, json.dumps(self._manifest, indent=1).encode())
+        self._write_manifest()
 
     def verify(self) -> None:
         """Check every stored file against the manifest; raise HistoryCorruptError naming round and client."""
@@ -175,7 +179,8 @@ class HistoryStore:
         """Copy the manifest as it is now to ``name``: the rounds so far, pinned for a certificate while
         training goes on (stored files are never rewritten, so the copy stays valid)."""
         path = self.root / name
-        atomic_write(path, self.manifest_path.read_bytes())
+        self._writer.flush()
+        atomic_write(path, self.manifest_path.read_bytes())  # at once: the caller hashes it next
         return path
 
     def total_bytes(self) -> int:
@@ -193,6 +198,7 @@ class HistoryStore:
             raise KeyError(f"round {round_} is not stored (history.interval={self.interval})")
 
     def _check(self, rel: str, what: str) -> bytes:
+        self._writer.flush()
         entry = self._manifest["files"].get(rel)
         path = self.root / rel
         if entry is None or not path.exists():

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from fedunlearn.history.store import atomic_write
+from fedunlearn.history.writer import atomic_write
 
 RESULTS_FILE = "results.json"
 

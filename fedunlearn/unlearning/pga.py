@@ -43,6 +43,10 @@ def _project_model(model: nn.Module, center: dict[str, torch.Tensor], radius: fl
                 params[n].copy_(center[n] + (params[n] - center[n]) * (radius / norm))
 
 
+def _accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray) -> float:
+    return float(np.mean(np.argmax(predict_logits(model, x), axis=1) == y))
+
+
 @register
 class PGA(UnlearningMethod):
     name = "pga"
@@ -79,27 +83,31 @@ class PGA(UnlearningMethod):
         loss_fn = nn.CrossEntropyLoss()
         generator = torch.Generator().manual_seed(ctx.cfg.seed * 1000 + ASCENT_STREAM)
         outcome = UnlearningOutcome(reference, info={"reference_round": last, "radius": radius})
-        epochs_run = 0
+        epochs_run, steps, stopped = 0, 0, False
         for epoch in range(1, cfg.epochs + 1):
             t0 = time.perf_counter()
-            model.train()
             order = torch.randperm(len(y), generator=generator)
             for i in range(0, len(y), ctx.cfg.fl.batch_size):
+                model.train()
                 idx = order[i : i + ctx.cfg.fl.batch_size]
                 optimizer.zero_grad(set_to_none=True)
                 (-loss_fn(model(x[idx]), y[idx])).backward()
                 nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
                 optimizer.step()
                 _project_model(model, center, radius)
+                steps += 1
+                # checked after every step, as in the authors' code: one epoch of ascent can wreck the model
+                if _accuracy(model, forgotten.x, forgotten.y) < cfg.stop_accuracy:
+                    stopped = True
+                    break
             epochs_run = epoch
             outcome.params = get_params(model)
             accuracy, loss = ctx.evaluate(outcome.params)
             outcome.rounds.add(f"{self.name}-ascent", epoch, cfg.epochs, accuracy, loss, time.perf_counter() - t0, [])
-            own = float(np.mean(np.argmax(predict_logits(model, forgotten.x), axis=1) == forgotten.y))
-            if own < cfg.stop_accuracy:
+            if stopped:
                 break
         outcome.extra_client_epochs = epochs_run * len(gone)
-        outcome.info.update({"ascent_epochs": epochs_run})
+        outcome.info.update({"ascent_epochs": epochs_run, "ascent_steps": steps, "stopped_early": stopped})
         if cfg.post_rounds:
             first = POST_ROUND_OFFSET + max(ctx.history.rounds()) + 1
             schedule = ctx.new_rounds(POST_STREAM, first, cfg.post_rounds)

@@ -220,11 +220,11 @@ def _at_least(key: str, value: float, low: float) -> None:
         raise ConfigError(key, f"must be >= {low}, got {value}")
 
 
-def _in_range(key: str, value: float, low: float, high: float, low_open: bool = False) -> None:
-    ok = (low < value if low_open else low <= value) and value <= high
+def _in_range(key: str, value: float, low: float, high: float, low_open: bool = False, high_open: bool = False) -> None:
+    ok = (low < value if low_open else low <= value) and (value < high if high_open else value <= high)
     if not ok:
-        bracket = "(" if low_open else "["
-        raise ConfigError(key, f"must be in {bracket}{low}, {high}], got {value}")
+        left, right = "(" if low_open else "[", ")" if high_open else "]"
+        raise ConfigError(key, f"must be in {left}{low}, {high}{right}, got {value}")
 
 
 def _client_ids(key: str, ids: list[int], num_clients: int) -> None:
@@ -312,8 +312,7 @@ def validate(cfg: Config, registered_methods: tuple[str, ...]) -> None:
     _in_range("fl.lr", fl.lr, 0.0, float("inf"), low_open=True)
     _in_range("fl.momentum", fl.momentum, 0.0, 1.0)
     _in_range("fl.fraction_train", fl.fraction_train, 0.0, 1.0, low_open=True)
-    if not 0.0 <= fl.dropout_rate < 1.0:
-        raise ConfigError("fl.dropout_rate", f"must be in [0.0, 1.0), got {fl.dropout_rate}")
+    _in_range("fl.dropout_rate", fl.dropout_rate, 0.0, 1.0, high_open=True)
     _at_least("history.interval", cfg.history.interval, 1)
     _at_least("ray.num_cpus_per_client", cfg.ray.num_cpus_per_client, 0.0)
     _at_least("ray.num_gpus_per_client", cfg.ray.num_gpus_per_client, 0.0)

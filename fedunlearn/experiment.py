@@ -210,11 +210,11 @@ def _request(run: Run, training: Training, n: int, after_round: int, clients: li
     name = method_names(run.cfg, unlearning.registered())[0]
     evaluator = Evaluator(run.cfg, run.data, gone)
     before = training.params
-    before_path = run.run_dir / "models" / f"before-request-{n}.safetensors"
+    before_path = run.ckpt.model_path(f"before-request-{n}")
     save_params(before_path, before)
     log.info("request %d after round %d: client(s) %s leave", n, after_round, clients)
     outcome, wall, cost = _unlearn(run, name, gone, before, evaluator.test)
-    after_path = run.run_dir / "models" / f"{name}-request-{n}.safetensors"
+    after_path = run.ckpt.model_path(f"{name}-request-{n}")
     save_params(after_path, outcome.params)
     metrics_before = evaluator.evaluate(before)
     entry = {
@@ -241,7 +241,7 @@ def _sequential_summary(run: Run, training: Training, final: Params) -> dict[str
     requests = training.progress["requests"]
     cost = {k: sum(r[k] for r in requests) for k in ("client_epochs", "client_updates", "rounds")}
     total = UnlearningOutcome(final, RoundLog(), {"requests": len(requests), "sequential": True})
-    first_before = load_params(run.run_dir / "models" / "before-request-1.safetensors")
+    first_before = load_params(run.ckpt.model_path("before-request-1"))
     return {
         "requests": requests,
         "before_unlearning": {"metrics": evaluator.evaluate(first_before, ref.params)},

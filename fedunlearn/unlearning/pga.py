@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from fedunlearn.evaluation import metrics
 from fedunlearn.fl.local_training import predict_logits
 from fedunlearn.fl.params import Params, add, flatten, get_params, set_params, weighted_sum
 from fedunlearn.fl.training import replay_rounds
@@ -41,10 +42,6 @@ def _project_model(model: nn.Module, center: dict[str, torch.Tensor], radius: fl
         if norm > radius:
             for n in names:
                 params[n].copy_(center[n] + (params[n] - center[n]) * (radius / norm))
-
-
-def _accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray) -> float:
-    return float(np.mean(np.argmax(predict_logits(model, x), axis=1) == y))
 
 
 @register
@@ -97,7 +94,8 @@ class PGA(UnlearningMethod):
                 _project_model(model, center, radius)
                 steps += 1
                 # checked after every step, as in the authors' code: one epoch of ascent can wreck the model
-                if _accuracy(model, forgotten.x, forgotten.y) < cfg.stop_accuracy:
+                own = metrics.accuracy(predict_logits(model, forgotten.x), forgotten.y)
+                if own is not None and own < cfg.stop_accuracy:
                     stopped = True
                     break
             epochs_run = epoch

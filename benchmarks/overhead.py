@@ -7,7 +7,7 @@ Four variants train the same model on the same partitions for the same rounds an
 process with its own Ray: (a) the plain Flower Message-API app below (ServerApp sends train messages to every
 node, FedAvg in numpy, central test evaluation each round), (b) fedunlearn with history.record=false, (c) with the
 history recorded in float32 and (d) in float16. The ClientApps of (a) and of fedunlearn run the same local SGD
-(``fedunlearn.fl.local_training.train_epochs``) so that the difference is the framework's. Per-round time is
+(``fedunlearn.fl.task.train_local``) so that the difference is the framework's. Per-round time is
 the training wall time after round 1 (Ray actors warm up in round 1) divided by the remaining rounds.
 Repetitions are interleaved (a, b, c, d, a, b, ...); each variant's ratio to (a) is the median over repetitions of
 the ratio within a repetition, which cancels drifts of the machine's speed between repetitions (the ratio of the
@@ -53,7 +53,7 @@ def plain_flower(overrides: list[str], out: Path) -> None:
 
     from fedunlearn.data import federated_data
     from fedunlearn.fl.client_app import number
-    from fedunlearn.fl.local_training import train_epochs
+    from fedunlearn.fl.task import TrainPlan, train_local
     from fedunlearn.models import build_model
 
     logging.getLogger("flwr").setLevel(logging.ERROR)
@@ -75,10 +75,8 @@ def plain_flower(overrides: list[str], out: Path) -> None:
         arrays = msg.content.array_records["arrays"]
         model.load_state_dict({k: torch.from_numpy(v.numpy()) for k, v in arrays.items()})
         c = msg.content.config_records["config"]
-        train_epochs(
-            model, data.client(cid), epochs=fl.local_epochs, batch_size=fl.batch_size, lr=fl.lr,
-            momentum=fl.momentum, seed=int(number(c, "seed")), device=torch.device("cpu"),
-        )  # fmt: skip
+        plan = TrainPlan(fl.local_epochs, fl.lr, fl.batch_size, fl.momentum)
+        train_local(model, data.client(cid), plan, int(number(c, "seed")), torch.device("cpu"))
         state = {k: Array(v.detach().numpy().copy()) for k, v in model.state_dict().items()}
         reply = RecordDict({"arrays": ArrayRecord(state), "n": ConfigRecord({"n": len(data.partitions[cid])})})
         return Message(reply, reply_to=msg)

@@ -17,9 +17,9 @@ import tempfile
 from pathlib import Path
 
 from _measure import machine, run_fedunlearn, write_outputs
+from fedunlearn.fl.fedavg import training_schedule
 
 from fedunlearn.app import compose_config
-from fedunlearn.fl.training import training_schedule
 
 SIZES = (10, 100, 1000)
 PER_ROUND = 10
@@ -37,7 +37,7 @@ def settings(num_clients: int) -> list[str]:
         f"fl.num_clients={num_clients}",
         f"fl.fraction_train={PER_ROUND / num_clients}",
         "unlearning.methods=[federaser]",
-        "unlearning.kd.server_samples=100",
+        "dataset.server_samples=100",
         "ray.num_cpus=2",
     ]
 

@@ -1,35 +1,65 @@
-"""The ``fedunlearn`` command: a Hydra app (config in ``conf/``; sweeps with ``-m``)."""
+"""The ``fedunlearn`` command: a Hydra app (config in ``conf/``; sweeps with ``-m``).
+
+``main`` composes and validates the config once, checks what can be checked before Ray starts, runs the
+experiment in Flower's simulation engine and reports. Anything that goes wrong ends the run with one line on the
+console — what failed and what to change — a non-zero exit code, and the traceback in the run's log file.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn, cast
 
 import hydra
+from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from fedunlearn.config import Config, ConfigError, register_configs, validate
+from fedunlearn.config import Config, ConfigError, Rule, validate
 
 log = logging.getLogger("fedunlearn")
+
+# Exit codes (README → When something goes wrong).
+EXIT_CONFIG = 2  # a key's value, the data, the resources or the run directory: the line names what to change
+EXIT_HISTORY = 3  # a stored history file is damaged
+EXIT_CLIENT = 4  # a ClientApp raised (more than fl.max_client_failures in a round)
+EXIT_ENGINE = 5  # Ray or Flower's simulation engine failed
+EXIT_DIVERGED = 6  # training diverged and fl.on_divergence=error
+EXIT_BUG = 1  # anything else: a bug, reported with its traceback in the log
+
+
+def register_configs() -> None:
+    """Register every unlearning method and the schema ``conf/config.yaml`` extends as ``base_config``."""
+    from fedunlearn.unlearning.registry import discover, schema_with_defaults
+
+    discover()
+    ConfigStore.instance().store(name="base_config", node=schema_with_defaults())
+
 
 register_configs()
 
 
+def _method_rule(name: str) -> Rule:
+    from fedunlearn.unlearning import create
+
+    return lambda cfg, methods: create(name, cfg).validate(cfg)
+
+
 def load_config(dcfg: DictConfig) -> Config:
     """The typed, validated config; raises ConfigError naming the bad key."""
-    from fedunlearn import unlearning
+    from fedunlearn.unlearning import registered
 
     try:
         cfg = cast(Config, OmegaConf.to_object(dcfg))
     except OmegaConfBaseException as err:
         key = getattr(err, "full_key", None) or "config"
         raise ConfigError(str(key), str(err).splitlines()[0]) from None
-    validate(cfg, unlearning.registered())
-    check_forgotten_clients_train(cfg)
+    validate(cfg, registered(), _method_rule)
     return cfg
 
 
@@ -41,79 +71,146 @@ def compose_config(overrides: list[str]) -> Config:
         return load_config(compose("config", overrides=overrides))
 
 
-def check_forgotten_clients_train(cfg: Config) -> None:
-    """Each forgotten client must contribute to some training round before it leaves (sampling and dropouts
-    are seeded, so this is known at start)."""
-    from fedunlearn.fl.training import first_training_rounds
-
-    first = first_training_rounds(cfg)
-    requests = [("forget.clients", cfg.fl.num_rounds, list(cfg.forget.clients))]
-    requests += [(f"forget.schedule[{i}].clients", r.round, list(r.clients)) for i, r in enumerate(cfg.forget.schedule)]
-    for key, until, clients in requests:
-        trained = [c for c, t in first.items() if t <= until]
-        never = [c for c in clients if c not in trained]
-        if never:
-            raise ConfigError(
-                key,
-                f"client(s) {never} never train in the {until} rounds before leaving (not sampled by "
-                f"fl.fraction_train={cfg.fl.fraction_train} or dropped out); clients that train: "
-                f"{_ranges(sorted(trained))}",
-            )
+# -- errors ------------------------------------------------------------------------------------------
 
 
-def _ranges(ids: list[int]) -> str:
-    """[0, 1, 2, 5, 7, 8] → '0-2, 5, 7-8'."""
-    parts: list[str] = []
-    for cid in ids:
-        if parts and parts[-1].split("-")[-1] == str(cid - 1):
-            parts[-1] = f"{parts[-1].split('-')[0]}-{cid}"
-        else:
-            parts.append(str(cid))
-    return ", ".join(parts)
+def _log_file() -> Path | None:
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            return Path(handler.baseFilename)
+    return None
 
 
-def fail(message: str, code: int) -> NoReturn:
-    """One line on stderr, no traceback, a non-zero exit."""
-    print(f"fedunlearn: {message}", file=sys.stderr)
-    sys.exit(code)
+def _to_file_only(*names: str) -> None:
+    """Send these loggers to the run's log file only (Flower and Ray talk at length; the console stays readable)."""
+    files = [h for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]
+    for name in names:
+        logger = logging.getLogger(name)
+        logger.handlers = list(files)
+        logger.propagate = False
+        logger.setLevel(logging.INFO if name == "fedunlearn.trace" else logging.WARNING)
+
+
+def fail(message: str, code: int, err: BaseException | None = None) -> NoReturn:
+    """One line on stderr, the traceback (if any) in the log file, Ray shut down, exit ``code``."""
+    logfile = _log_file()
+    if err is not None:
+        logging.getLogger("fedunlearn.trace").error("%s", message, exc_info=(type(err), err, err.__traceback__))
+    where = f" (log: {logfile})" if logfile is not None and err is not None else ""
+    print(f"fedunlearn: {message}{where}", file=sys.stderr, flush=True)
+    _exit(code)
+
+
+def _exit(code: int) -> NoReturn:
+    from fedunlearn.fl.simulation import shutdown_ray
+
+    shutdown_ray()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # no thread (Flower's, Ray's) may keep the process alive
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def guarded(run: Callable[[], None], run_dir: Path) -> None:
+    """Run ``run``; map every failure to one line and its exit code."""
+    from fedunlearn.experiment.checkpoint import CheckpointError
+    from fedunlearn.experiment.stages import TrainingDiverged
+    from fedunlearn.fl.federation import ClientCrashed
+    from fedunlearn.fl.simulation import SimulationError, Stopped
+    from fedunlearn.history.store import HistoryCorruptError
+
+    try:
+        run()
+    except ConfigError as err:
+        fail(f"invalid config: {err}", EXIT_CONFIG)
+    except CheckpointError as err:
+        fail(f"cannot resume: {err}", EXIT_CONFIG)
+    except HistoryCorruptError as err:
+        fail(str(err), EXIT_HISTORY)
+    except ClientCrashed as err:
+        fail(f"{err}; fl.max_client_failures=N tolerates N failed clients per round", EXIT_CLIENT, err)
+    except TrainingDiverged as err:
+        fail(str(err), EXIT_DIVERGED, err)
+    except Stopped as err:
+        fail(f"{err}; the checkpoint is consistent: {resume_hint(run_dir)}", 128 + err.signum)
+    except SimulationError as err:
+        fail(_one_line(err), EXIT_ENGINE, err)
+    except KeyboardInterrupt as err:
+        fail(f"interrupted; {resume_hint(run_dir)}", 130, err)
+    except Exception as err:
+        fail(f"unexpected {type(err).__name__}: {_one_line(err)}", EXIT_BUG, err)
+
+
+def resume_hint(run_dir: Path) -> str:
+    overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith(("resume=", "hydra.run.dir="))]
+    return f"continue with `fedunlearn {' '.join([*overrides, f'hydra.run.dir={run_dir}', 'resume=true'])}`"
+
+
+def on_watchdog(signum: int) -> None:
+    """The run did not stop in time after a signal: end the process (the checkpoint is as safe as after kill -9)."""
+    import signal
+
+    fail(
+        f"stopped by {signal.Signals(signum).name} (forced after a grace period); {resume_hint(_run_dir())}",
+        128 + signum,
+    )
+
+
+def _run_dir() -> Path:
+    return Path(HydraConfig.get().runtime.output_dir)
+
+
+# -- the app -----------------------------------------------------------------------------------------
 
 
 @hydra.main(version_base="1.3", config_path="pkg://fedunlearn.conf", config_name="config")
 def main(dcfg: DictConfig) -> None:
-    from fedunlearn.checkpoint import CheckpointError, check_run_dir
-    from fedunlearn.history.store import HistoryCorruptError
+    run_dir = _run_dir()
+    _to_file_only("flwr", "ray", "alembic", "fedunlearn.trace")
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)
 
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
-    try:
+    def run() -> None:
+        from fedunlearn.experiment.preflight import preflight
+
         cfg = load_config(dcfg)
-        check_run_dir(cfg, run_dir)
-    except ConfigError as err:
-        fail(f"invalid config: {err}", 2)
-    except CheckpointError as err:
-        fail(f"cannot resume: {err}", 2)
-    except HistoryCorruptError as err:
-        fail(f"cannot resume: {err}", 3)
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # Flower's database layer logs its plugins at INFO
+        preflight(cfg, run_dir)
+        log.info("run directory: %s%s", run_dir, " (resuming)" if cfg.resume else "")
+        execute(cfg, dcfg, run_dir)
+
+    guarded(run, run_dir)
+
+
+def execute(cfg: Config, dcfg: DictConfig, run_dir: Path) -> None:
+    """Run the experiment through Flower's simulation engine, then write and print its report."""
+    import dataclasses
+
+    from fedunlearn.experiment.stages import run_experiment
+    from fedunlearn.fl.client_app import make_client_app
     from fedunlearn.fl.simulation import simulate
-    from fedunlearn.reporting.console import summary
-    from fedunlearn.reporting.results import write_results
+    from fedunlearn.fl.task import TaskConfig
+    from fedunlearn.reporting.report import report
 
-    log.info("run directory: %s%s", run_dir, " (resuming)" if cfg.resume else "")
-    try:
-        results = simulate(cfg, run_dir)
-    except HistoryCorruptError as err:
-        fail(str(err), 3)
+    sim = simulate(
+        cfg.ray,
+        cfg.fl.num_clients,
+        make_client_app(TaskConfig.from_config(cfg)),
+        lambda trainer: run_experiment(cfg, trainer, run_dir),
+        cfg.fl.max_client_failures,
+        on_watchdog,
+    )
     config: dict[str, Any] = cast(dict[str, Any], OmegaConf.to_container(dcfg, resolve=True))
-    path = write_results(run_dir, config, results)
-    if "unlearning" in results:
-        from fedunlearn.reporting.plots import plot_methods, plot_rounds
-        from fedunlearn.reporting.tables import write_comparison
-
-        write_comparison(run_dir, results)
-        plot_methods(run_dir, results)
-        plot_rounds(run_dir, results)
-    print(summary(results))
-    print(f"results: {path} (tables: comparison.md/.tex/.csv, plots: methods.png, rounds.png)")
+    placement = {
+        "num_cpus_per_client": cfg.ray.num_cpus_per_client,
+        "num_gpus_per_client": cfg.ray.num_gpus_per_client,
+        **sim.placement,
+        "ray": sim.ray,
+    }
+    report(run_dir, dataclasses.replace(sim.result, config=config, placement=placement))
 
 
 if __name__ == "__main__":

@@ -1,22 +1,27 @@
 """Typed schema of a fedunlearn run and its validation.
 
-The dataclasses give each key its type; the values, defaults included, live in the
-YAML files under ``conf/`` (every field here is ``MISSING`` so no default hides in code).
+Each key's type and allowed values sit next to it (``spec(...)``); its value, default included, lives in the YAML
+under ``conf/`` (every field here is ``MISSING``, so no default hides in code). ``validate`` checks every ``spec``
+of the config (method parameters included) the same way, then the rules that tie keys together, one small
+function per section (``RULES``). Unlearning methods add their own sections (``unlearning.<name>``) when they
+register (``fedunlearn.unlearning.registry``).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 DATASETS = ("digits", "synthetic", "mnist", "fashion_mnist", "cifar10")
+HF_DATASETS = ("mnist", "fashion_mnist", "cifar10")
 MODELS = ("mlp", "cnn")
 PARTITIONS = ("iid", "dirichlet", "shards")
 HISTORY_DTYPES = ("float32", "float16")
-GRANULARITIES = ("client", "layer")
 
 
 class ConfigError(ValueError):
@@ -27,70 +32,128 @@ class ConfigError(ValueError):
         self.key = key
 
 
+@dataclass(frozen=True)
+class Check:
+    """What a key allows: a closed or open interval, or one of a few names."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    choices: tuple[str, ...] | None = None
+
+    def __call__(self, key: str, value: Any) -> None:
+        if self.choices is not None:
+            if value not in self.choices:
+                raise ConfigError(key, f"unknown value {value!r}; allowed: {', '.join(self.choices)}")
+            return
+        low_ok = self.low is None or (value > self.low if self.low_open else value >= self.low)
+        high_ok = self.high is None or (value < self.high if self.high_open else value <= self.high)
+        if low_ok and high_ok:
+            return
+        if self.high is None and not self.low_open:
+            raise ConfigError(key, f"must be >= {self.low}, got {value}")
+        left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
+        high = math.inf if self.high is None else self.high
+        raise ConfigError(key, f"must be in {left}{self.low}, {high}{right}, got {value}")
+
+
+def spec(
+    *,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+    choices: tuple[str, ...] | None = None,
+) -> Any:
+    """A schema field without a default (the YAML gives it) that allows what the arguments say;
+    ``None`` is always allowed for an optional (``X | None``) field."""
+    check = Check(
+        low=gt if gt is not None else ge,
+        high=lt if lt is not None else le,
+        low_open=gt is not None,
+        high_open=lt is not None,
+        choices=choices,
+    )
+    return field(default=MISSING, metadata={"check": check})
+
+
 @dataclass
 class DatasetConfig:
-    name: str = MISSING
+    name: str = spec(choices=DATASETS)
     hf_path: str | None = MISSING  # Hugging Face dataset id or local directory
     image_key: str | None = MISSING
     label_key: str | None = MISSING
-    test_fraction: float | None = MISSING  # digits/synthetic: share held out as test set
-    num_samples: int | None = MISSING  # synthetic only
-    num_classes: int | None = MISSING  # synthetic only
-    shape: list[int] | None = MISSING  # synthetic only: [F] flat or [C, H, W] image
-    class_sep: float | None = MISSING  # synthetic only: distance between class means
-    max_train_samples: int | None = MISSING
-    max_test_samples: int | None = MISSING
+    test_fraction: float | None = spec(gt=0.0, le=0.9)  # digits/synthetic: share held out
+    num_samples: int | None = spec(ge=2)  # synthetic
+    num_classes: int | None = spec(ge=2)  # synthetic
+    shape: list[int] | None = MISSING  # synthetic: [F] flat or [C, H, W] image
+    class_sep: float | None = spec(gt=0.0)  # synthetic: distance between class means
+    max_train_samples: int | None = spec(ge=1)
+    max_test_samples: int | None = spec(ge=1)
+    server_samples: int = spec(ge=0)  # unlabeled server-held samples, taken out of the held-out set
+
+
+@dataclass
+class OptimizerConfig:
+    lr: float = spec(gt=0.0)
+    momentum: float = spec(ge=0.0, lt=1.0)
 
 
 @dataclass
 class ModelConfig:
-    name: str = MISSING
-    hidden: int = MISSING  # mlp: hidden units; cnn: channels of the first conv
+    name: str = spec(choices=MODELS)
+    hidden: int = spec(ge=1)  # mlp: hidden units; cnn: channels of the first conv
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)  # this model's stable local SGD
 
 
 @dataclass
 class PartitionConfig:
-    name: str = MISSING
-    alpha: float = MISSING  # dirichlet concentration
-    shards_per_client: int = MISSING  # shards partitioner
-    min_partition_size: int = MISSING  # dirichlet: resample until every client has this many
+    name: str = spec(choices=PARTITIONS)
+    alpha: float | None = spec(gt=0.0)  # dirichlet: concentration
+    min_partition_size: int | None = spec(ge=0)  # dirichlet: redraw until every client has this many
+    shards_per_client: int | None = spec(ge=1)  # shards
 
 
 @dataclass
 class FLConfig:
-    num_clients: int = MISSING
-    num_rounds: int = MISSING
-    local_epochs: int = MISSING
-    batch_size: int = MISSING
-    lr: float = MISSING
-    momentum: float = MISSING
-    fraction_train: float = MISSING
-    dropout_rate: float = MISSING  # chance that a sampled client fails in a round
+    num_clients: int = spec(ge=1)
+    num_rounds: int = spec(ge=1)
+    local_epochs: int = spec(ge=1)
+    batch_size: int = spec(ge=1)
+    lr: float = spec(gt=0.0)
+    momentum: float = spec(ge=0.0, le=1.0)
+    fraction_train: float = spec(gt=0.0, le=1.0)
+    dropout_rate: float = spec(ge=0.0, lt=1.0)  # simulated: a sampled client fails in a round
+    max_client_failures: int = spec(ge=0)  # ClientApp crashes tolerated per round; one more stops the run
+    on_divergence: str = spec(choices=("warn", "error"))
 
 
 @dataclass
 class HistoryConfig:
     record: bool = MISSING  # false: plain FedAvg, nothing stored (no unlearning possible)
-    interval: int = MISSING
-    dtype: str = MISSING
+    interval: int = spec(ge=1)
+    dtype: str = spec(choices=HISTORY_DTYPES)
     dir: str = MISSING
 
 
 @dataclass
 class RayConfig:
-    address: str | None = MISSING  # null: start a local Ray; "auto" or host:port: join a cluster
-    num_cpus: int | None = MISSING  # local Ray only; null: all cores
-    num_gpus: int | None = MISSING  # local Ray only; logical GPUs to declare, null: detect
-    num_cpus_per_client: float = MISSING
-    num_gpus_per_client: float = MISSING
+    address: str | None = MISSING  # null: a private local Ray; "auto" or host:port: join a cluster
+    num_cpus: int | None = spec(ge=1)  # local Ray only; null: all cores
+    num_gpus: int | None = spec(ge=0)  # local Ray only; logical GPUs to declare, null: detect
+    num_cpus_per_client: float = spec(gt=0.0)
+    num_gpus_per_client: float = spec(ge=0.0)
+    include_dashboard: bool = MISSING
+    connect_timeout_s: float = spec(gt=0.0)
 
 
 @dataclass
 class BackdoorConfig:
     clients: list[int] = MISSING
-    fraction: float = MISSING
-    target_label: int = MISSING
-    trigger_size: int = MISSING  # side of the square trigger in the bottom-right corner
+    fraction: float = spec(ge=0.0, le=1.0)
+    target_label: int = spec(ge=0)
+    trigger_size: int = spec(ge=1)  # side of the square trigger in the bottom-right corner
 
 
 @dataclass
@@ -106,86 +169,15 @@ class ForgetConfig:
 
 
 @dataclass
-class RetrainConfig:
-    pass
-
-
-@dataclass
-class FedEraserConfig:
-    calibration_ratio: float = MISSING
-    interval: int = MISSING
-    granularity: str = MISSING
-
-
-@dataclass
-class FedAccumConfig:
-    interval: int = MISSING
-
-
-@dataclass
-class RollbackConfig:
-    pass
-
-
-@dataclass
-class FinetuneConfig:
-    rounds: int = MISSING
-
-
-@dataclass
-class FedRecoverConfig:
-    warmup_rounds: int = MISSING  # T_w
-    correction_period: int = MISSING  # T_c
-    final_rounds: int = MISSING  # T_f
-    buffer_size: int = MISSING  # s
-    tau_quantile: float = MISSING
-    tau_factor: float = MISSING
-
-
-@dataclass
-class PGAConfig:
-    epochs: int = MISSING
-    lr: float = MISSING
-    clip: float = MISSING
-    radius_fraction: float = MISSING
-    random_models: int = MISSING
-    stop_accuracy: float = MISSING
-    post_rounds: int = MISSING
-
-
-@dataclass
-class FedRecoveryConfig:
-    epsilon: float = MISSING
-    beta: float = MISSING
-    sensitivity_scale: float = MISSING
-
-
-@dataclass
-class KDConfig:
-    server_samples: int = MISSING
-    epochs: int = MISSING
-    lr: float = MISSING
-    temperature: float = MISSING
-    batch_size: int = MISSING
-
-
-@dataclass
 class UnlearningConfig:
+    """``methods`` and, added by the registry, one ``unlearning.<name>`` section per method."""
+
     methods: Any = MISSING  # list of method names, or "all"
-    retrain: RetrainConfig = field(default_factory=RetrainConfig)
-    federaser: FedEraserConfig = field(default_factory=FedEraserConfig)
-    fedaccum: FedAccumConfig = field(default_factory=FedAccumConfig)
-    rollback: RollbackConfig = field(default_factory=RollbackConfig)
-    fedrecover: FedRecoverConfig = field(default_factory=FedRecoverConfig)
-    pga: PGAConfig = field(default_factory=PGAConfig)
-    fedrecovery: FedRecoveryConfig = field(default_factory=FedRecoveryConfig)
-    kd: KDConfig = field(default_factory=KDConfig)
-    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
 
 
 @dataclass
 class EvaluationConfig:
-    batch_size: int = MISSING
+    batch_size: int = spec(ge=1)
 
 
 @dataclass
@@ -205,34 +197,18 @@ class Config:
     resume: bool = MISSING
 
 
-def register_configs() -> None:
-    """Register the schema so that ``conf/config.yaml`` can extend it as ``base_config``."""
-    ConfigStore.instance().store(name="base_config", node=Config)
+# -- checks ------------------------------------------------------------------------------------------
 
 
-def _choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ConfigError(key, f"unknown value {value!r}; allowed: {', '.join(allowed)}")
-
-
-def _at_least(key: str, value: float, low: float) -> None:
-    if value < low:
-        raise ConfigError(key, f"must be >= {low}, got {value}")
-
-
-def _in_range(key: str, value: float, low: float, high: float, low_open: bool = False, high_open: bool = False) -> None:
-    ok = (low < value if low_open else low <= value) and (value < high if high_open else value <= high)
-    if not ok:
-        left, right = "(" if low_open else "[", ")" if high_open else "]"
-        raise ConfigError(key, f"must be in {left}{low}, {high}{right}, got {value}")
-
-
-def _client_ids(key: str, ids: list[int], num_clients: int) -> None:
-    for cid in ids:
-        if not 0 <= cid < num_clients:
-            raise ConfigError(key, f"client id {cid} does not exist; ids are 0..{num_clients - 1} (fl.num_clients)")
-    if len(set(ids)) != len(ids):
-        raise ConfigError(key, f"client ids repeat: {list(ids)}")
+def checked_fields(node: Any, prefix: str = "") -> Iterator[tuple[str, Any, Check]]:
+    """(key, value, check) of every ``spec`` field under ``node``, nested sections included."""
+    for f in dataclasses.fields(node):
+        value = getattr(node, f.name)
+        key = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            yield from checked_fields(value, f"{key}.")
+        elif "check" in f.metadata and value is not None:
+            yield key, value, f.metadata["check"]
 
 
 def method_names(cfg: Config, registered: tuple[str, ...]) -> list[str]:
@@ -242,7 +218,7 @@ def method_names(cfg: Config, registered: tuple[str, ...]) -> list[str]:
         methods = list(registered) if methods == "all" else [methods]
     names = [str(m) for m in methods]
     for name in names:
-        _choice("unlearning.methods", name, (*registered, "all"))
+        Check(choices=(*registered, "all"))("unlearning.methods", name)
     if len(set(names)) != len(names):
         raise ConfigError("unlearning.methods", f"methods repeat: {names}")
     return names
@@ -253,10 +229,104 @@ def departed_clients(cfg: Config) -> list[int]:
     return sorted({*cfg.forget.clients, *(c for r in cfg.forget.schedule for c in r.clients)})
 
 
-def _check_schedule(cfg: Config, methods: list[str]) -> None:
+def _client_ids(key: str, ids: list[int], num_clients: int) -> None:
+    for cid in ids:
+        if not 0 <= cid < num_clients:
+            raise ConfigError(key, f"client id {cid} does not exist; ids are 0..{num_clients - 1} (fl.num_clients)")
+    if len(set(ids)) != len(ids):
+        raise ConfigError(key, f"client ids repeat: {list(ids)}")
+
+
+def _only_for(section: str, node: Any, owner: str, keys: dict[str, tuple[str, ...]]) -> None:
+    """Each key in ``keys`` is required by the listed ``owner`` values and must be null for the others."""
+    for key, owners in keys.items():
+        value = getattr(node, key)
+        if owner in owners and value is None:
+            raise ConfigError(f"{section}.{key}", f"required for {section}={owner}")
+        if owner not in owners and value is not None:
+            raise ConfigError(
+                f"{section}.{key}", f"only used by {section}={'|'.join(owners)} (this run has {section}={owner})"
+            )
+
+
+def _dataset(cfg: Config, methods: list[str]) -> None:
+    d = cfg.dataset
+    hf = HF_DATASETS
+    _only_for(
+        "dataset",
+        d,
+        d.name,
+        {
+            "hf_path": hf,
+            "image_key": hf,
+            "label_key": hf,
+            "test_fraction": ("digits", "synthetic"),
+            "num_samples": ("synthetic",),
+            "num_classes": ("synthetic",),
+            "shape": ("synthetic",),
+            "class_sep": ("synthetic",),
+        },
+    )
+    if d.shape is not None and (len(d.shape) not in (1, 3) or min(d.shape) < 1):
+        raise ConfigError("dataset.shape", f"must be [features] or [C, H, W], got {list(d.shape)}")
+
+
+def _partition(cfg: Config, methods: list[str]) -> None:
+    p = cfg.partition
+    _only_for(
+        "partition",
+        p,
+        p.name,
+        {"alpha": ("dirichlet",), "min_partition_size": ("dirichlet",), "shards_per_client": ("shards",)},
+    )
+
+
+def _ray(cfg: Config, methods: list[str]) -> None:
+    r = cfg.ray
+    if r.address is not None:
+        for key in ("num_cpus", "num_gpus"):
+            if getattr(r, key) is not None:
+                raise ConfigError(
+                    f"ray.{key}",
+                    f"only for a local Ray (ray.address: null); the cluster at ray.address={r.address} declares "
+                    "its own resources (set it to null)",
+                )
+    if r.num_cpus is not None and r.num_cpus_per_client > r.num_cpus:
+        raise ConfigError("ray.num_cpus_per_client", f"{r.num_cpus_per_client} is more than ray.num_cpus={r.num_cpus}")
+    if r.num_gpus is not None and r.num_gpus_per_client > r.num_gpus:
+        raise ConfigError(
+            "ray.num_gpus_per_client",
+            f"{r.num_gpus_per_client} is more than ray.num_gpus={r.num_gpus}"
+            + (" (ray.num_gpus=N declares N logical GPUs, also on a CPU-only machine)" if r.num_gpus == 0 else ""),
+        )
+
+
+def _clients(cfg: Config, methods: list[str]) -> None:
+    k = cfg.fl.num_clients
+    _client_ids("backdoor.clients", list(cfg.backdoor.clients), k)
+    _client_ids("forget.clients", list(cfg.forget.clients), k)
+    if len(cfg.forget.clients) >= k:
+        raise ConfigError("forget.clients", "at least one client must remain after forgetting")
+
+
+def _requests(cfg: Config, methods: list[str]) -> None:
+    forgets = bool(cfg.forget.clients or cfg.forget.schedule)
+    if not cfg.history.record and (methods or forgets):
+        raise ConfigError("history.record", "unlearning needs the history: set history.record=true")
+    if cfg.forget.schedule:
+        _schedule(cfg, methods)
+    elif methods and not cfg.forget.clients:
+        raise ConfigError("forget.clients", "unlearning.methods is set but no client is forgotten")
+    elif cfg.forget.clients and not methods:
+        raise ConfigError(
+            "unlearning.methods", f"forget.clients={list(cfg.forget.clients)} but no method is given to forget them"
+        )
+
+
+def _schedule(cfg: Config, methods: list[str]) -> None:
     if cfg.forget.clients:
         raise ConfigError("forget.schedule", "use forget.clients or forget.schedule, not both (set forget.clients=[])")
-    if len(methods) != 1 or methods[0] in ("retrain", "all"):
+    if len(methods) != 1 or methods[0] == "retrain":
         raise ConfigError(
             "unlearning.methods",
             f"forget.schedule needs exactly one method other than retrain (the run ends with retrain as the "
@@ -265,6 +335,8 @@ def _check_schedule(cfg: Config, methods: list[str]) -> None:
     previous = 0
     for i, request in enumerate(cfg.forget.schedule):
         key = f"forget.schedule[{i}]"
+        if request.round == previous:
+            raise ConfigError(f"{key}.round", f"round {request.round} appears twice; merge the two requests' clients")
         if not previous < request.round <= cfg.fl.num_rounds:
             raise ConfigError(
                 f"{key}.round",
@@ -282,96 +354,18 @@ def _check_schedule(cfg: Config, methods: list[str]) -> None:
         raise ConfigError("forget.schedule", "at least one client must remain after forgetting")
 
 
-def validate(cfg: Config, registered_methods: tuple[str, ...]) -> None:
-    """Check ranges and names that the types alone cannot; raise ConfigError on the first."""
-    _choice("dataset.name", cfg.dataset.name, DATASETS)
-    _choice("model.name", cfg.model.name, MODELS)
-    _choice("partition.name", cfg.partition.name, PARTITIONS)
-    _choice("history.dtype", cfg.history.dtype, HISTORY_DTYPES)
-    if cfg.dataset.test_fraction is not None:
-        _in_range("dataset.test_fraction", cfg.dataset.test_fraction, 0.0, 0.9, low_open=True)
-    if cfg.dataset.name == "synthetic":
-        for key in ("num_samples", "num_classes", "shape", "class_sep"):
-            if getattr(cfg.dataset, key) is None:
-                raise ConfigError(f"dataset.{key}", "required for dataset=synthetic")
-        assert cfg.dataset.num_samples is not None and cfg.dataset.num_classes is not None
-        _at_least("dataset.num_samples", cfg.dataset.num_samples, 2)
-        _at_least("dataset.num_classes", cfg.dataset.num_classes, 2)
-        shape = list(cfg.dataset.shape or [])
-        if len(shape) not in (1, 3) or min(shape) < 1:
-            raise ConfigError("dataset.shape", f"must be [features] or [C, H, W], got {shape}")
-    _at_least("model.hidden", cfg.model.hidden, 1)
-    _in_range("partition.alpha", cfg.partition.alpha, 0.0, float("inf"), low_open=True)
-    _at_least("partition.shards_per_client", cfg.partition.shards_per_client, 1)
-    _at_least("partition.min_partition_size", cfg.partition.min_partition_size, 0)
-    fl = cfg.fl
-    _at_least("fl.num_clients", fl.num_clients, 1)
-    _at_least("fl.num_rounds", fl.num_rounds, 1)
-    _at_least("fl.local_epochs", fl.local_epochs, 1)
-    _at_least("fl.batch_size", fl.batch_size, 1)
-    _in_range("fl.lr", fl.lr, 0.0, float("inf"), low_open=True)
-    _in_range("fl.momentum", fl.momentum, 0.0, 1.0)
-    _in_range("fl.fraction_train", fl.fraction_train, 0.0, 1.0, low_open=True)
-    _in_range("fl.dropout_rate", fl.dropout_rate, 0.0, 1.0, high_open=True)
-    _at_least("history.interval", cfg.history.interval, 1)
-    _at_least("ray.num_cpus_per_client", cfg.ray.num_cpus_per_client, 0.0)
-    _at_least("ray.num_gpus_per_client", cfg.ray.num_gpus_per_client, 0.0)
-    if cfg.ray.num_cpus is not None:
-        _at_least("ray.num_cpus", cfg.ray.num_cpus, 1)
-    if cfg.ray.num_gpus is not None:
-        _at_least("ray.num_gpus", cfg.ray.num_gpus, 0)
-    _client_ids("backdoor.clients", list(cfg.backdoor.clients), fl.num_clients)
-    _in_range("backdoor.fraction", cfg.backdoor.fraction, 0.0, 1.0)
-    _at_least("backdoor.target_label", cfg.backdoor.target_label, 0)
-    _at_least("backdoor.trigger_size", cfg.backdoor.trigger_size, 1)
-    _client_ids("forget.clients", list(cfg.forget.clients), fl.num_clients)
-    if len(cfg.forget.clients) >= fl.num_clients:
-        raise ConfigError("forget.clients", "at least one client must remain after forgetting")
+Rule = Callable[[Config, list[str]], None]
+RULES: tuple[Rule, ...] = (_dataset, _partition, _ray, _clients, _requests)
+
+
+def validate(cfg: Config, registered_methods: tuple[str, ...], method_rules: Callable[[str], Rule]) -> list[str]:
+    """Check every key's ``spec``, then the cross-key rules, then each applied method's own rules; raise
+    ConfigError naming the first bad key. Returns the methods the run applies."""
+    for key, value, check in checked_fields(cfg):
+        check(key, value)
     methods = method_names(cfg, registered_methods)
-    if not cfg.history.record and (methods or cfg.forget.clients or cfg.forget.schedule):
-        raise ConfigError("history.record", "unlearning needs the history: set history.record=true")
-    if cfg.forget.schedule:
-        _check_schedule(cfg, methods)
-    elif methods and not cfg.forget.clients:
-        raise ConfigError("forget.clients", "unlearning.methods is set but no client is forgotten")
-    fe = cfg.unlearning.federaser
-    _in_range("unlearning.federaser.calibration_ratio", fe.calibration_ratio, 0.0, 1.0, low_open=True)
-    _choice("unlearning.federaser.granularity", fe.granularity, GRANULARITIES)
-    for key, interval in (
-        ("unlearning.federaser.interval", fe.interval),
-        ("unlearning.fedaccum.interval", cfg.unlearning.fedaccum.interval),
-    ):
-        _at_least(key, interval, 1)
-        if interval % cfg.history.interval != 0:
-            raise ConfigError(
-                key,
-                f"{interval} is not a multiple of history.interval={cfg.history.interval}; "
-                "the history does not store the rounds it replays",
-            )
-    needs_every_round = [m for m in methods if m in ("fedrecover", "fedrecovery", "kd")]
-    if needs_every_round and cfg.history.interval != 1:
-        raise ConfigError(
-            "history.interval", f"must be 1 for {', '.join(needs_every_round)} (they read every round's updates)"
-        )
-    u = cfg.unlearning
-    _at_least("unlearning.finetune.rounds", u.finetune.rounds, 1)
-    fr = u.fedrecover
-    _at_least("unlearning.fedrecover.buffer_size", fr.buffer_size, 1)
-    if fr.warmup_rounds <= fr.buffer_size:
-        raise ConfigError("unlearning.fedrecover.warmup_rounds", "must exceed unlearning.fedrecover.buffer_size")
-    _at_least("unlearning.fedrecover.correction_period", fr.correction_period, 1)
-    _at_least("unlearning.fedrecover.final_rounds", fr.final_rounds, 0)
-    _in_range("unlearning.fedrecover.tau_quantile", fr.tau_quantile, 0.0, 1.0)
-    _in_range("unlearning.fedrecover.tau_factor", fr.tau_factor, 0.0, float("inf"), low_open=True)
-    _at_least("unlearning.pga.epochs", u.pga.epochs, 1)
-    _in_range("unlearning.pga.lr", u.pga.lr, 0.0, float("inf"), low_open=True)
-    _in_range("unlearning.pga.radius_fraction", u.pga.radius_fraction, 0.0, float("inf"), low_open=True)
-    _at_least("unlearning.pga.random_models", u.pga.random_models, 1)
-    _at_least("unlearning.pga.post_rounds", u.pga.post_rounds, 0)
-    _in_range("unlearning.fedrecovery.epsilon", u.fedrecovery.epsilon, 0.0, float("inf"), low_open=True)
-    _in_range("unlearning.fedrecovery.beta", u.fedrecovery.beta, 0.0, 1.0, low_open=True)
-    _at_least("unlearning.fedrecovery.sensitivity_scale", u.fedrecovery.sensitivity_scale, 0.0)
-    _at_least("unlearning.kd.server_samples", u.kd.server_samples, 1)
-    _at_least("unlearning.kd.epochs", u.kd.epochs, 1)
-    _in_range("unlearning.kd.temperature", u.kd.temperature, 0.0, float("inf"), low_open=True)
-    _at_least("evaluation.batch_size", cfg.evaluation.batch_size, 1)
+    for rule in RULES:
+        rule(cfg, methods)
+    for name in methods:
+        method_rules(name)(cfg, methods)
+    return methods

@@ -22,7 +22,7 @@ TINY = [
     "fl.num_rounds=4",
     "fl.local_epochs=2",
     "fl.batch_size=16",
-    "unlearning.kd.server_samples=20",
+    "dataset.server_samples=20",
 ]
 
 
@@ -56,3 +56,19 @@ def run_cli(*args: str, cwd: Path, timeout: float = 300) -> subprocess.Completed
 def load_results(run_dir: Path) -> dict[str, Any]:
     data: dict[str, Any] = json.loads((run_dir / "results.json").read_text())
     return data
+
+
+def local_trainer(cfg: Config) -> Any:
+    """The ClientApp's training in this process (no Ray)."""
+    from fedunlearn.fl.federation import LocalTrainer
+    from fedunlearn.fl.task import TaskConfig
+
+    return LocalTrainer(TaskConfig.from_config(cfg), cfg.fl.max_client_failures)
+
+
+def run_in_process(cfg: Config, run_dir: Path, trainer: Any = None) -> dict[str, Any]:
+    """A whole run without Ray; its results.json document (config aside)."""
+    from fedunlearn.experiment import run_experiment
+    from fedunlearn.reporting.results import to_json
+
+    return to_json(run_experiment(cfg, trainer if trainer is not None else local_trainer(cfg), run_dir))

@@ -110,6 +110,7 @@ def test_huggingface_loader_on_local_data(tmp_path: Path, channels: int) -> None
         class_sep=None,
         max_train_samples=30,
         max_test_samples=None,
+        server_samples=0,
     )
     s = load_dataset(cfg, 0)
     assert s.input_shape == (channels, 8, 8)

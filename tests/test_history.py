@@ -92,15 +92,12 @@ def test_corrupted_or_missing_files_are_detected(tmp_path) -> None:
 
 def test_recording_off_stores_nothing_and_refuses_unlearning(tmp_path) -> None:
     from fedunlearn.config import ConfigError
-    from fedunlearn.data import federated_data
-    from fedunlearn.experiment import run_experiment
-    from fedunlearn.fl.trainer import LocalTrainer
-    from tests.conftest import TINY, make_config
+    from tests.conftest import TINY, make_config, run_in_process
 
     with pytest.raises(ConfigError, match=r"history\.record: unlearning needs the history"):
         make_config(*TINY, "history.record=false")
     cfg = make_config(*TINY, "experiment=train_only", "history.record=false", "fl.num_rounds=2")
-    results = run_experiment(cfg, LocalTrainer(cfg, federated_data(cfg)), tmp_path)
+    results = run_in_process(cfg, tmp_path)
     assert results["history"]["bytes"] == 0 and results["history"]["rounds_stored"] == 0
     assert not list((tmp_path / "history").rglob("*.safetensors"))
     assert len(results["training"]["rounds"]) == 2

@@ -7,12 +7,11 @@ from typing import Any
 import pytest
 
 from fedunlearn import unlearning
-from fedunlearn.data import federated_data
-from fedunlearn.experiment import run_experiment
-from fedunlearn.fl.trainer import LocalTrainer
 from fedunlearn.reporting.aggregate import main as report_main
 from fedunlearn.reporting.plots import plot_methods, plot_rounds
+from fedunlearn.reporting.results import from_json
 from fedunlearn.reporting.tables import write_comparison
+from tests.conftest import run_in_process
 
 
 @pytest.fixture(scope="module")
@@ -29,9 +28,8 @@ def all_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "unlearning.fedrecover.warmup_rounds=3",
         "unlearning.fedrecover.correction_period=4",
         "unlearning.fedrecover.final_rounds=1",
-        "unlearning.kd.server_samples=20",
     )
-    return run_experiment(cfg, LocalTrainer(cfg, federated_data(cfg)), tmp_path_factory.mktemp("all"))
+    return run_in_process(cfg, tmp_path_factory.mktemp("all"))
 
 
 def test_all_runs_every_registered_method(all_results: dict[str, Any]) -> None:
@@ -63,10 +61,11 @@ def test_reports_and_aggregate(all_results: dict[str, Any], tmp_path: Path, caps
         run = tmp_path / "sweep" / str(seed)
         run.mkdir(parents=True)
         (run / "results.json").write_text(json.dumps({"config": {"seed": seed}, **all_results}))
-        files = write_comparison(run, all_results)
+        typed = from_json(all_results)
+        files = write_comparison(run, typed)
         assert [f.name for f in files] == ["comparison.md", "comparison.tex", "comparison.csv"]
-        assert plot_methods(run, all_results).stat().st_size > 1000
-        assert plot_rounds(run, all_results).stat().st_size > 1000
+        assert plot_methods(run, typed).stat().st_size > 1000
+        assert plot_rounds(run, typed).stat().st_size > 1000
     md = (run / "comparison.md").read_text()
     assert "| federaser |" in md and "| before unlearning |" in md
     assert r"\begin{tabular}" in (run / "comparison.tex").read_text()
@@ -89,6 +88,6 @@ def test_pga_checks_its_stop_after_every_ascent_step(
     cfg = make_config(
         *TINY, "forget.clients=[1]", "unlearning.methods=[pga]", f"unlearning.pga.stop_accuracy={stop_accuracy}"
     )
-    info = run_experiment(cfg, LocalTrainer(cfg, federated_data(cfg)), tmp_path)["unlearning"]["pga"]["info"]
+    info = run_in_process(cfg, tmp_path)["unlearning"]["pga"]["info"]
     assert (info["ascent_steps"], info["stopped_early"]) == (steps, stopped)
     assert info["ascent_epochs"] == (1 if stopped else 5)

@@ -1,9 +1,10 @@
 import numpy as np
 import pytest
 
+from fedunlearn.fl.fedavg import fedavg, sample_clients
+from fedunlearn.fl.federation import Replies
 from fedunlearn.fl.params import add, flatten, sample_weights, subtract, unflatten, weighted_sum
-from fedunlearn.fl.trainer import ClientUpdate
-from fedunlearn.fl.training import fedavg, sample_clients
+from fedunlearn.fl.task import ClientUpdate
 
 
 def p(w: list[float], b: list[float]) -> dict[str, np.ndarray]:
@@ -13,7 +14,7 @@ def p(w: list[float], b: list[float]) -> dict[str, np.ndarray]:
 def test_fedavg_weights_updates_by_sample_count() -> None:
     g = p([1.0, 1.0], [0.0])
     updates = [ClientUpdate(0, p([3.0, 1.0], [1.0]), 30, 1, 0.0), ClientUpdate(5, p([1.0, 5.0], [-1.0]), 10, 1, 0.0)]
-    new, deltas = fedavg(g, updates)
+    new, deltas = fedavg(g, Replies(updates))
     # U_0 = [2, 0 | 1], U_5 = [0, 4 | -1]; p = 0.75, 0.25 → step [1.5, 1 | 0.5]
     np.testing.assert_allclose(deltas[0]["w"], [2.0, 0.0])
     np.testing.assert_allclose(deltas[5]["b"], [-1.0])

@@ -7,14 +7,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from fedunlearn.data import federated_data
-from fedunlearn.experiment import run_experiment
-from fedunlearn.fl.client_app import drops_out
+from fedunlearn.fl.federation import LocalTrainer, Replies
 from fedunlearn.fl.params import Params
-from fedunlearn.fl.trainer import ClientUpdate, LocalTrainer, TrainPlan, client_seed, max_concurrency
-from fedunlearn.fl.training import TRAINING_STREAM
+from fedunlearn.fl.server_app import max_concurrency
+from fedunlearn.fl.task import TrainPlan, drops_out
 from fedunlearn.history import HistoryStore
-from tests.conftest import TINY, make_config
+from fedunlearn.seeds import Stream, client_seed
+from tests.conftest import TINY, local_trainer, make_config, run_in_process
 
 FORGET = 1
 OVERRIDES = (
@@ -37,7 +36,7 @@ class SpyTrainer:
         self.inner = inner
         self.calls: list[tuple[str, list[int], list[int]]] = []
 
-    def train(self, params: Params, seeds: Mapping[int, int], plan: TrainPlan, group: str) -> list[ClientUpdate]:
+    def train(self, params: Params, seeds: Mapping[int, int], plan: TrainPlan, group: str) -> Replies:
         replies = self.inner.train(params, seeds, plan, group)
         self.calls.append((group, sorted(seeds), [u.cid for u in replies]))
         return replies
@@ -46,13 +45,13 @@ class SpyTrainer:
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], SpyTrainer, Path]:
     cfg = make_config(*OVERRIDES)
-    spy = SpyTrainer(LocalTrainer(cfg, federated_data(cfg)))
+    spy = SpyTrainer(local_trainer(cfg))
     run_dir = tmp_path_factory.mktemp("participation")
-    return run_experiment(cfg, spy, run_dir), spy, run_dir
+    return run_in_process(cfg, run_dir, spy), spy, run_dir
 
 
 def test_dropout_is_a_pure_function_of_the_seed() -> None:
-    seeds = [client_seed(0, TRAINING_STREAM, t, c) for t in range(1, 201) for c in range(10)]
+    seeds = [client_seed(0, Stream.TRAINING, t, c) for t in range(1, 201) for c in range(10)]
     dropped = [drops_out(s, 0.25) for s in seeds]
     assert dropped == [drops_out(s, 0.25) for s in seeds]
     assert 0.2 < np.mean(dropped) < 0.3

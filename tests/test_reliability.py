@@ -12,13 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fedunlearn.app import load_config
-from fedunlearn.certificate import verify_certificate
 from fedunlearn.config import ConfigError
-from fedunlearn.data import federated_data
-from fedunlearn.experiment import run_experiment
-from fedunlearn.fl.trainer import LocalTrainer
+from fedunlearn.experiment.certificate import verify_certificate
 from fedunlearn.history import HistoryCorruptError, HistoryStore
-from tests.conftest import TINY, make_config
+from tests.conftest import TINY, make_config, run_in_process
 
 RUN = (*TINY, "backdoor.clients=[1]", "forget.clients=[1]", "unlearning.methods=[retrain,federaser]")
 
@@ -32,7 +29,7 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[s
     """A run made in-process (no Ray): history, checkpoint, models and certificate on disk."""
     cfg = make_config(*RUN)
     run_dir = tmp_path_factory.mktemp("finished")
-    return run_dir, run_experiment(cfg, LocalTrainer(cfg, federated_data(cfg)), run_dir)
+    return run_dir, run_in_process(cfg, run_dir)
 
 
 def copy_run(src: Path, dst: Path) -> Path:
@@ -129,7 +126,8 @@ def test_certificate_records_the_request_and_verifies(finished_run, tmp_path: Pa
 
     run_dir = copy_run(src, tmp_path / "run")
     ok = subprocess.run(
-        [sys.executable, "-c", "from fedunlearn.certificate import main; main()", str(run_dir / "certificate-1.json")],
+        [sys.executable, "-c", "from fedunlearn.experiment.certificate import main; main()",
+         str(run_dir / "certificate-1.json")],
         capture_output=True, text=True,
     )  # fmt: skip
     assert ok.returncode == 0 and "OK" in ok.stdout

@@ -75,7 +75,7 @@ def test_killed_during_training_resumes_to_the_same_results(uninterrupted, tmp_p
     run_dir = tmp_path / "run"
     run_until("[train] round 4/12", run_dir, tmp_path)
     state = json.loads((run_dir / "checkpoint" / "state.json").read_text())
-    assert 3 <= state["training"]["round"] < 12 and state["methods"] == {}
+    assert 3 <= state["training"]["round"] < 12 and state["stages"] == {}
     assert not (run_dir / "results.json").exists()
     resumed = resume(run_dir, tmp_path)
     assert comparable(resumed) == comparable(uninterrupted)
@@ -85,7 +85,7 @@ def test_killed_during_unlearning_resumes_to_the_same_results(uninterrupted, tmp
     run_dir = tmp_path / "run"
     run_until("[federaser] round 2/", run_dir, tmp_path)
     state = json.loads((run_dir / "checkpoint" / "state.json").read_text())
-    assert state["training"]["round"] == 12 and list(state["methods"]) == ["retrain"]
+    assert state["training"]["round"] == 12 and list(state["stages"]) == ["retrain"]
     resumed = resume(run_dir, tmp_path)
     assert comparable(resumed) == comparable(uninterrupted)
     assert resumed["certificates"] == ["certificate-1.json"]

@@ -6,13 +6,12 @@ from typing import Any
 
 import pytest
 
-from fedunlearn.certificate import verify_certificate
 from fedunlearn.config import ConfigError
-from fedunlearn.data import federated_data
-from fedunlearn.experiment import run_experiment
+from fedunlearn.experiment.certificate import verify_certificate
+from fedunlearn.fl.federation import LocalTrainer, Replies
 from fedunlearn.fl.params import Params
-from fedunlearn.fl.trainer import ClientUpdate, LocalTrainer, TrainPlan
-from tests.conftest import TINY, make_config
+from fedunlearn.fl.task import TrainPlan
+from tests.conftest import TINY, local_trainer, make_config, run_in_process
 
 SCHEDULE = (
     *TINY,
@@ -33,7 +32,7 @@ class Recorder:
         self.inner, self.crash_at = inner, crash_at
         self.calls: list[tuple[str, list[int]]] = []
 
-    def train(self, params: Params, seeds: Mapping[int, int], plan: TrainPlan, group: str) -> list[ClientUpdate]:
+    def train(self, params: Params, seeds: Mapping[int, int], plan: TrainPlan, group: str) -> Replies:
         if self.crash_at is not None and len(self.calls) == self.crash_at:
             raise KeyboardInterrupt("simulated crash")
         self.calls.append((group, sorted(seeds)))
@@ -42,8 +41,8 @@ class Recorder:
 
 def run(tmp: Path, *extra: str, crash_at: int | None = None) -> tuple[dict[str, Any], Recorder]:
     cfg = make_config(*SCHEDULE, *extra)
-    recorder = Recorder(LocalTrainer(cfg, federated_data(cfg)), crash_at)
-    return run_experiment(cfg, recorder, tmp), recorder
+    recorder = Recorder(local_trainer(cfg), crash_at)
+    return run_in_process(cfg, tmp, recorder), recorder
 
 
 @pytest.fixture(scope="module")

@@ -10,37 +10,56 @@ from fedunlearn import unlearning
 from fedunlearn.config import Config
 from fedunlearn.data import federated_data
 from fedunlearn.evaluation import Evaluator
-from fedunlearn.experiment import run_experiment
+from fedunlearn.fl.fedavg import replay_rounds, training_schedule
+from fedunlearn.fl.federation import CostMeter, Replies
 from fedunlearn.fl.params import Params, flatten, get_params
-from fedunlearn.fl.trainer import ClientUpdate, CostMeter, LocalTrainer, TrainPlan
-from fedunlearn.fl.training import train_federated
+from fedunlearn.fl.task import ClientUpdate, TrainPlan
 from fedunlearn.history import HistoryStore
 from fedunlearn.models import build_model
 from fedunlearn.unlearning import UnlearningContext
+from tests.conftest import local_trainer, run_in_process
 
 
-def train(cfg: Config, root: Path) -> tuple[Params, HistoryStore, Evaluator, LocalTrainer]:
+def train(cfg: Config, root: Path) -> tuple[Params, HistoryStore, Evaluator, object]:
     data = federated_data(cfg)
-    trainer = LocalTrainer(cfg, data)
+    trainer = local_trainer(cfg)
     store = HistoryStore(root / "history", cfg.history.interval, cfg.history.dtype)
     evaluator = Evaluator(cfg, data, list(cfg.forget.clients))
     init = get_params(build_model(cfg.model, data.input_shape, data.num_classes, cfg.seed))
-    trained, _ = train_federated(trainer, init, cfg, store, evaluator.test)
+
+    def record(round_: int, params: Params, deltas: dict[int, Params], replies: Replies) -> None:
+        store.record_round(round_, params, deltas, {u.cid: u.num_examples for u in replies})
+
+    trained, _ = replay_rounds(
+        trainer, init, training_schedule(cfg), TrainPlan.from_config(cfg), cfg.seed, evaluator.test, "train",
+        on_round=record,
+    )  # fmt: skip
     return trained, store, evaluator, trainer
+
+
+def context(cfg: Config, store: HistoryStore, trainer: object, trained: Params, evaluate: object) -> UnlearningContext:
+    return UnlearningContext(
+        cfg,
+        store,
+        list(cfg.forget.clients),
+        CostMeter(trainer),
+        trained,
+        evaluate,
+        federated_data(cfg),  # type: ignore[arg-type]
+    )
 
 
 def unlearn(
     name: str, cfg: Config, store: HistoryStore, trained: Params, trainer, evaluator
 ) -> tuple[Params, CostMeter]:
-    meter = CostMeter(trainer)
-    ctx = UnlearningContext(cfg, store, list(cfg.forget.clients), meter, trained, evaluator.test)
-    return unlearning.create(name).unlearn(ctx).params, meter
+    ctx = context(cfg, store, trainer, trained, evaluator.test)
+    return unlearning.create(name, cfg).unlearn(ctx).params, ctx.trainer
 
 
 def test_registry_lists_methods() -> None:
     assert {"retrain", "federaser", "fedaccum"} <= set(unlearning.registered())
     with pytest.raises(KeyError, match="allowed"):
-        unlearning.create("nope")
+        unlearning.create("nope", None)  # type: ignore[arg-type]
 
 
 def test_retrain_of_a_client_that_never_trained_reproduces_training(tiny_config, tmp_path) -> None:
@@ -52,15 +71,15 @@ def test_retrain_of_a_client_that_never_trained_reproduces_training(tiny_config,
     cfg.forget.clients = [absent[0]]
     params, meter = unlearn("retrain", cfg, store, trained, trainer, evaluator)
     np.testing.assert_array_equal(flatten(params), flatten(trained))
-    assert meter.client_epochs == 2 * 1 * cfg.fl.local_epochs
+    assert meter.cost.client_epochs == 2 * 1 * cfg.fl.local_epochs
 
 
 def test_retrain_cost_and_exclusion(tiny_config, tmp_path) -> None:
     cfg = tiny_config()
     trained, store, evaluator, trainer = train(cfg, tmp_path)
     params, meter = unlearn("retrain", cfg, store, trained, trainer, evaluator)
-    assert meter.rounds == 4 and meter.client_updates == 4 * 3
-    assert meter.client_epochs == 4 * 3 * cfg.fl.local_epochs
+    assert meter.cost.rounds == 4 and meter.cost.client_updates == 4 * 3
+    assert meter.cost.client_epochs == 4 * 3 * cfg.fl.local_epochs
     assert not np.array_equal(flatten(params), flatten(trained))
 
 
@@ -71,12 +90,12 @@ class DirectionTrainer:
         self.directions = directions
         self.calls: list[Params] = []
 
-    def train(self, params: Params, seeds: Mapping[int, int], plan: TrainPlan, group: str) -> list[ClientUpdate]:
+    def train(self, params: Params, seeds: Mapping[int, int], plan: TrainPlan, group: str) -> Replies:
         self.calls.append(params)
-        return [
-            ClientUpdate(c, {k: v + self.directions[c] for k, v in params.items()}, 10, plan.local_epochs, 0.0)
+        return Replies(
+            ClientUpdate(c, {k: v + self.directions[c] for k, v in params.items()}, 10, plan.epochs, 0.0)
             for c in sorted(seeds)
-        ]
+        )
 
 
 def test_federaser_calibrates_against_the_round_start_model(tiny_config, tmp_path) -> None:
@@ -88,8 +107,9 @@ def test_federaser_calibrates_against_the_round_start_model(tiny_config, tmp_pat
         upd = {0: {"w": np.full(4, 100.0, np.float32)}, **{c: {"w": np.full(4, 1.0, np.float32)} for c in (1, 2, 3)}}
         store.record_round(t, {"w": np.full(4, float(t), np.float32)}, upd, dict.fromkeys(range(4), 10))
     trainer = DirectionTrainer({1: -0.5, 2: -0.5, 3: -0.5})
-    ctx = UnlearningContext(cfg, store, [0], CostMeter(trainer), shape, lambda p: (0.0, 0.0))
-    out = unlearning.create("federaser").unlearn(ctx)
+    cfg.forget.clients = [0]
+    ctx = context(cfg, store, trainer, shape, lambda p: (0.0, 0.0))
+    out = unlearning.create("federaser", cfg).unlearn(ctx)
     # step 1 (round 1): M^1 + mean U = 1 + 1 = 2, no training
     # step 2 (round 3): clients train from 2 → direction -0.5 each; calibrated to ‖U‖ = 2 → -1 per entry
     np.testing.assert_allclose(trainer.calls[0]["w"], np.full(4, 2.0))
@@ -107,12 +127,13 @@ def test_fedaccum_sums_remaining_updates(tiny_config, tmp_path) -> None:
             2: {"w": np.full(2, 3.0, np.float32)},
         }
         store.record_round(t, {"w": np.zeros(2, np.float32)}, upd, {0: 10, 1: 10, 2: 30})
-    meter = CostMeter(DirectionTrainer({}))
-    ctx = UnlearningContext(cfg, store, [0], meter, {}, lambda p: (0.0, 0.0))
-    out = unlearning.create("fedaccum").unlearn(ctx)
+    cfg.forget.clients = [0]
+    ctx = context(cfg, store, DirectionTrainer({}), {}, lambda p: (0.0, 0.0))
+    meter = ctx.trainer
+    out = unlearning.create("fedaccum", cfg).unlearn(ctx)
     # each round adds 0.25·1 + 0.75·3 = 2.5 → 7.5 after three rounds
     np.testing.assert_allclose(out.params["w"], [7.5, 7.5])
-    assert meter.client_epochs == 0
+    assert meter.cost.client_epochs == 0
 
 
 def test_experiment_in_process_removes_the_backdoor(tiny_config, tmp_path) -> None:
@@ -123,8 +144,7 @@ def test_experiment_in_process_removes_the_backdoor(tiny_config, tmp_path) -> No
         "forget.clients=[1]",
         "backdoor.fraction=1.0",
     )
-    data = federated_data(cfg)
-    results = run_experiment(cfg, LocalTrainer(cfg, data), tmp_path)
+    results = run_in_process(cfg, tmp_path)
     before = results["before_unlearning"]["metrics"]
     retrain = results["unlearning"]["retrain"]["metrics"]
     federaser = results["unlearning"]["federaser"]

@@ -7,10 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fedunlearn.checkpoint import RunCheckpoint
+from fedunlearn.experiment.checkpoint import RunCheckpoint
 from fedunlearn.history import HistoryStore
 from fedunlearn.history import writer as writer_module
 from fedunlearn.history.writer import BackgroundWriter
+from tests.conftest import make_config
 
 
 def test_writes_land_in_order_and_flush_waits_for_them(tmp_path: Path) -> None:
@@ -67,11 +68,11 @@ def _record(store: HistoryStore, ckpt: RunCheckpoint, rounds: int) -> None:
 
 
 def test_history_and_checkpoint_behind_one_writer_read_back_like_synchronous_ones(tmp_path: Path) -> None:
-    sync_store, sync_ckpt = HistoryStore(tmp_path / "sync" / "history"), RunCheckpoint(tmp_path / "sync", "f")
+    sync_store, sync_ckpt = HistoryStore(tmp_path / "sync" / "history"), RunCheckpoint(tmp_path / "sync", make_config())
     _record(sync_store, sync_ckpt, 3)
     with BackgroundWriter() as writer:
         store = HistoryStore(tmp_path / "bg" / "history", writer=writer)
-        ckpt = RunCheckpoint(tmp_path / "bg", "f", writer)
+        ckpt = RunCheckpoint(tmp_path / "bg", make_config(), writer)
         _record(store, ckpt, 3)
         # reads flush the writer first, so they see every round just recorded
         np.testing.assert_array_equal(store.client_update(3, 2)["w"], sync_store.client_update(3, 2)["w"])

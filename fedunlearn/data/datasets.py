@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from fedunlearn.config import DatasetConfig
+from fedunlearn.config import HF_DATASETS, ConfigError, DatasetConfig
+from fedunlearn.seeds import Stream, rng
 
-HF_DATASETS = ("mnist", "fashion_mnist", "cifar10")
+HUB = ("huggingface.co", 443)
 
 
 @dataclass(frozen=True)
@@ -41,7 +45,7 @@ def _limit(ds: ArrayDataset, limit: int | None, seed: int) -> ArrayDataset:
     """A seeded random subset of at most ``limit`` samples (all when ``limit`` is None)."""
     if limit is None or limit >= len(ds):
         return ds
-    return ds.subset(np.sort(np.random.default_rng([seed, limit]).permutation(len(ds))[:limit]))
+    return ds.subset(np.sort(rng(seed, Stream.SUBSAMPLE, limit).permutation(len(ds))[:limit]))
 
 
 def _split(x: np.ndarray, y: np.ndarray, test_fraction: float, seed: int) -> tuple[ArrayDataset, ArrayDataset]:
@@ -94,15 +98,53 @@ def _hf_split(ds: Any, cfg: DatasetConfig, limit: int | None, seed: int) -> Arra
     return ArrayDataset(x, y)
 
 
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face Hub answers on this machine (``HF_ENDPOINT`` is honoured)."""
+    from urllib.parse import urlparse
+
+    endpoint = os.environ.get("HF_ENDPOINT")
+    host, port = (urlparse(endpoint).hostname or HUB[0], urlparse(endpoint).port or 443) if endpoint else HUB
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
+def _hub_cached(path: str) -> bool:
+    """Whether a copy of hub dataset ``path`` lies in the local Hugging Face caches."""
+    name = path.replace("/", "___")
+    roots = [Path(os.environ.get("HF_DATASETS_CACHE", Path.home() / ".cache/huggingface/datasets"))]
+    roots.append(Path(os.environ.get("HF_HUB_CACHE", Path.home() / ".cache/huggingface/hub")))
+    return (roots[0] / name).exists() or (roots[1] / f"datasets--{path.replace('/', '--')}").exists()
+
+
 def _huggingface(cfg: DatasetConfig, seed: int) -> DatasetSplits:
     """Load an image classification dataset (hub id or local directory) with its train/test splits."""
     import datasets
 
-    if not cfg.hf_path or not cfg.image_key or not cfg.label_key:
-        raise ValueError(f"dataset={cfg.name} needs dataset.hf_path, dataset.image_key and dataset.label_key")
-    dd = datasets.load_dataset(cfg.hf_path)
+    assert cfg.hf_path and cfg.image_key and cfg.label_key  # required by validation
+    local = Path(cfg.hf_path).expanduser().is_dir()
+    if not local and not _hub_cached(cfg.hf_path) and not hub_reachable():
+        raise ConfigError(
+            "dataset.hf_path",
+            f"{cfg.hf_path!r} is not a local directory nor a cached dataset, and the Hugging Face Hub cannot be "
+            "reached from this machine; dataset=digits and dataset=synthetic work offline, or point "
+            "dataset.hf_path at a local copy",
+        )
+    try:
+        dd = datasets.load_dataset(str(Path(cfg.hf_path).expanduser()) if local else cfg.hf_path)
+    except Exception as err:  # the datasets library raises many types; the first line says what went wrong
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError("dataset.hf_path", f"cannot load {cfg.hf_path!r}: {first}") from err
     if "train" not in dd or "test" not in dd:
-        raise ValueError(f"{cfg.hf_path} must have 'train' and 'test' splits, found {list(dd)}")
+        raise ConfigError("dataset.hf_path", f"{cfg.hf_path} must have 'train' and 'test' splits, found {list(dd)}")
+    for key in ("image_key", "label_key"):
+        column = getattr(cfg, key)
+        if column not in dd["train"].column_names:
+            raise ConfigError(
+                f"dataset.{key}", f"{column!r} is not a column of {cfg.hf_path}; columns: {dd['train'].column_names}"
+            )
     train = _hf_split(dd["train"], cfg, cfg.max_train_samples, seed)
     test = _hf_split(dd["test"], cfg, cfg.max_test_samples, seed)
     num_classes = int(max(train.y.max(), test.y.max())) + 1
@@ -118,6 +160,6 @@ def load_dataset(cfg: DatasetConfig, seed: int) -> DatasetSplits:
     elif cfg.name in HF_DATASETS:
         return _huggingface(cfg, seed)
     else:
-        raise ValueError(f"unknown dataset {cfg.name!r}")
+        raise ConfigError("dataset.name", f"unknown dataset {cfg.name!r}")
     train = _limit(splits.train, cfg.max_train_samples, seed)
     return DatasetSplits(train, _limit(splits.test, cfg.max_test_samples, seed), splits.num_classes)

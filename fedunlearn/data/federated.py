@@ -1,4 +1,8 @@
-"""The federation's data: each client's partition (backdoor applied) and the central test set."""
+"""The federation's data: each client's partition (backdoor applied) and the central test set.
+
+Everything that depends on the data is checked here, as it is built; the driver builds it before any client
+starts, so a bad value stops the run at once with a ConfigError naming the key.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,29 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from fedunlearn.config import BackdoorConfig, Config, DatasetConfig, PartitionConfig
+from fedunlearn.config import BackdoorConfig, Config, ConfigError, DatasetConfig, PartitionConfig
 from fedunlearn.data.backdoor import choose_poisoned, poison, triggered_test_set
 from fedunlearn.data.datasets import ArrayDataset, load_dataset
 from fedunlearn.data.partition import partition_indices
+from fedunlearn.seeds import Stream, rng
+
+
+@dataclass(frozen=True)
+class DataRecipe:
+    """What decides the federation's data; every process rebuilds the same data from it."""
+
+    dataset: DatasetConfig
+    partition: PartitionConfig
+    backdoor: BackdoorConfig
+    num_clients: int
+    seed: int
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> DataRecipe:
+        return cls(cfg.dataset, cfg.partition, cfg.backdoor, cfg.fl.num_clients, cfg.seed)
+
+    def key(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
 
 
 @dataclass(frozen=True)
@@ -43,27 +66,48 @@ class FederatedData:
         return self.train.subset(np.concatenate([self.partitions[c] for c in cids]))
 
 
-def _build(
-    dataset: DatasetConfig,
-    partition: PartitionConfig,
-    backdoor: BackdoorConfig,
-    num_clients: int,
-    seed: int,
-    server_samples: int,
-) -> FederatedData:
+def _check_backdoor(backdoor: BackdoorConfig, num_classes: int, input_shape: tuple[int, ...]) -> None:
+    if not backdoor.clients:
+        return
+    if backdoor.target_label >= num_classes:
+        raise ConfigError(
+            "backdoor.target_label", f"{backdoor.target_label} is not a class of this dataset (0..{num_classes - 1})"
+        )
+    side = min(input_shape[-2:]) if len(input_shape) == 3 else int(np.sqrt(input_shape[0]))
+    if backdoor.trigger_size > side:
+        raise ConfigError(
+            "backdoor.trigger_size",
+            f"{backdoor.trigger_size} does not fit the {list(input_shape)} inputs (at most {side})",
+        )
+
+
+def _build(recipe: DataRecipe) -> FederatedData:
+    dataset, backdoor, seed = recipe.dataset, recipe.backdoor, recipe.seed
     splits = load_dataset(dataset, seed)
-    if server_samples >= len(splits.test):
-        raise ValueError(f"unlearning.kd.server_samples={server_samples} leaves no test set ({len(splits.test)})")
+    if dataset.server_samples >= len(splits.test):
+        raise ConfigError(
+            "dataset.server_samples",
+            f"{dataset.server_samples} leaves no test set (the held-out set has {len(splits.test)} samples)",
+        )
     held_out = np.arange(len(splits.test))
-    server, test = splits.test.subset(held_out[:server_samples]), splits.test.subset(held_out[server_samples:])
-    parts = partition_indices(splits.train.y, partition, num_clients, seed)
+    server = splits.test.subset(held_out[: dataset.server_samples])
+    test = splits.test.subset(held_out[dataset.server_samples :])
+    parts = partition_indices(splits.train.y, recipe.partition, recipe.num_clients, seed)
+    empty = [c for c, p in enumerate(parts) if len(p) == 0]
+    if empty:
+        raise ConfigError(
+            "fl.num_clients",
+            f"{recipe.num_clients} clients leave client(s) {empty[:5]} with no training sample under "
+            f"partition={recipe.partition.name} ({len(splits.train)} training samples); use fewer clients",
+        )
+    _check_backdoor(backdoor, splits.num_classes, splits.input_shape)
     train = splits.train
     poisoned = np.zeros(len(train), dtype=bool)
     backdoor_test = None
     if backdoor.clients:
         value = float(train.x.max())
         chosen = [
-            choose_poisoned(parts[cid], backdoor.fraction, np.random.default_rng([seed, 7919, cid]))
+            choose_poisoned(parts[cid], backdoor.fraction, rng(seed, Stream.BACKDOOR, cid))
             for cid in sorted(backdoor.clients)
         ]
         idx = np.concatenate(chosen)
@@ -85,26 +129,18 @@ def _build(
 def _cached(key: str) -> FederatedData:
     spec = json.loads(key)
     return _build(
-        DatasetConfig(**spec["dataset"]),
-        PartitionConfig(**spec["partition"]),
-        BackdoorConfig(**spec["backdoor"]),
-        spec["num_clients"],
-        spec["seed"],
-        spec["server_samples"],
+        DataRecipe(
+            DatasetConfig(**spec["dataset"]),
+            PartitionConfig(**spec["partition"]),
+            BackdoorConfig(**spec["backdoor"]),
+            spec["num_clients"],
+            spec["seed"],
+        )
     )
 
 
-def federated_data(cfg: Config) -> FederatedData:
-    """Build (once per process: clients and server share the recipe, not the arrays) the federation's data."""
-    key = json.dumps(
-        {
-            "dataset": asdict(cfg.dataset),
-            "partition": asdict(cfg.partition),
-            "backdoor": asdict(cfg.backdoor),
-            "num_clients": cfg.fl.num_clients,
-            "seed": cfg.seed,
-            "server_samples": cfg.unlearning.kd.server_samples,
-        },
-        sort_keys=True,
-    )
-    return _cached(key)
+def federated_data(recipe: DataRecipe | Config) -> FederatedData:
+    """The federation's data, built once per process (clients and server share the recipe, not the arrays)."""
+    if isinstance(recipe, Config):
+        recipe = DataRecipe.from_config(recipe)
+    return _cached(recipe.key())

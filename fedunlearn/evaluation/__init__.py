@@ -1,5 +1,6 @@
-"""Utility, forgetting and closeness-to-retrain metrics."""
+"""Utility, forgetting and closeness-to-retrain metrics (each defined once in ``catalog``)."""
 
-from fedunlearn.evaluation.evaluator import METRIC_NAMES, Evaluator
+from fedunlearn.evaluation.catalog import METRIC_KEYS, METRICS
+from fedunlearn.evaluation.evaluator import Evaluator, Metrics
 
-__all__ = ["METRIC_NAMES", "Evaluator"]
+__all__ = ["METRICS", "METRIC_KEYS", "Evaluator", "Metrics"]

@@ -2,36 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from fedunlearn.config import Config
 from fedunlearn.data import ArrayDataset, FederatedData
 from fedunlearn.evaluation import metrics as m
-from fedunlearn.fl.local_training import predict_logits
+from fedunlearn.evaluation.catalog import METRIC_KEYS
 from fedunlearn.fl.params import Params, flatten, set_params
+from fedunlearn.fl.task import predict_logits
 from fedunlearn.models import build_model
 
-METRIC_NAMES = (
-    "test_accuracy",
-    "test_loss",
-    "remaining_accuracy",
-    "forgotten_accuracy",
-    "forgotten_loss",
-    "backdoor_asr",
-    "mia_auc",
-    "l2_to_retrain",
-    "angle_to_retrain",
-    "kl_to_retrain",
-    "js_to_retrain",
-    "kl_to_retrain_test",
-    "js_to_retrain_test",
-)
+Metrics = dict[str, float | None]  # keyed by evaluation.catalog.METRIC_KEYS
 
 
 class Evaluator:
-    """Holds the evaluation sets of one run; ``evaluate`` returns the results.json METRICS.
+    """Holds the evaluation sets of one run; ``evaluate`` returns the catalog's METRICS (results.json).
 
     Forgotten-client accuracy uses the samples exactly as the clients trained on them (backdoored
     ones included). Membership inference compares the forgotten clients' clean (unpoisoned)
@@ -48,6 +33,7 @@ class Evaluator:
         self.members = data.train.subset(members[~data.poisoned[members]])
         self.backdoor_target = cfg.backdoor.target_label
         self.model = build_model(cfg.model, data.input_shape, data.num_classes, cfg.seed)
+        self.num_classes = data.num_classes
         self.batch = cfg.evaluation.batch_size
 
     def _logits(self, params: Params, data: ArrayDataset) -> np.ndarray:
@@ -61,12 +47,12 @@ class Evaluator:
             m.per_sample_loss(logits, self.data.test.y).mean()
         )
 
-    def evaluate(self, params: Params, retrained: Params | None = None) -> dict[str, Any]:
+    def evaluate(self, params: Params, retrained: Params | None = None) -> Metrics:
         test_logits = self._logits(params, self.data.test)
         forgotten_logits = self._logits(params, self.forgotten)
         test_losses = m.per_sample_loss(test_logits, self.data.test.y)
         forgotten_losses = m.per_sample_loss(forgotten_logits, self.forgotten.y)
-        out: dict[str, Any] = {name: None for name in METRIC_NAMES}
+        out: Metrics = dict.fromkeys(METRIC_KEYS)
         out["test_accuracy"] = m.accuracy(test_logits, self.data.test.y)
         out["test_loss"] = float(test_losses.mean())
         out["remaining_accuracy"] = m.accuracy(self._logits(params, self.remaining), self.remaining.y)

@@ -1,29 +1,30 @@
 """The ClientApp: trains the received global model on its partition and replies with its weights.
 
 Client ids are Flower partition ids (``context.node_config["partition-id"]``), stable across rounds.
-Message contract (train): arrays ``arrays``, config ``config`` with local-epochs, lr, batch-size,
-momentum, seed. Reply: arrays ``arrays``, metrics ``metrics`` with partition-id, num-examples,
-epochs, train-loss, and config ``placement`` (where it ran: device, Ray GPU ids, worker pid, start
-and end times). A client that drops out (``fl.dropout_rate``) replies with an error instead, which
-the server handles like any failed client. A ``query`` message answers partition-id and num-examples.
+Message contract (train): arrays ``arrays``, config ``config`` with local-epochs (may be fractional), lr,
+batch-size, momentum, seed. Reply: arrays ``arrays``, metrics ``metrics`` with partition-id, num-examples,
+epochs, train-loss, and config ``placement`` (device, Ray GPU ids, worker pid, start and end times).
+A client that drops out (``fl.dropout_rate``) replies with error ``DROPOUT``; a client whose training raises
+replies with error ``FAILED``, whose reason is the one-line error, then the traceback. A ``query`` message
+answers partition-id.
 """
 
 from __future__ import annotations
 
 import os
 import time
+import traceback
 
-import numpy as np
 import ray
 import torch
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Error, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
-from fedunlearn.config import Config
-from fedunlearn.data import FederatedData, federated_data
-from fedunlearn.fl.local_training import train_epochs
-from fedunlearn.fl.params import Params, get_params, set_params
-from fedunlearn.models import build_model
+from fedunlearn.fl.params import Params
+from fedunlearn.fl.task import TaskConfig, TrainPlan, drops_out, run_client
+
+DROPOUT = 1001  # error code: a simulated dropout (fl.dropout_rate)
+FAILED = 1002  # error code: the ClientApp raised
 
 
 def params_to_record(params: Params) -> ArrayRecord:
@@ -42,18 +43,27 @@ def number(record: ConfigRecord | MetricRecord, key: str) -> float:
     return value
 
 
-def _data(cfg: Config) -> FederatedData:
-    return federated_data(cfg)
+def plan_to_record(plan: TrainPlan, seed: int) -> ConfigRecord:
+    """The ConfigRecord a train message carries."""
+    return ConfigRecord(
+        {
+            "local-epochs": float(plan.epochs),
+            "lr": plan.lr,
+            "batch-size": plan.batch_size,
+            "momentum": plan.momentum,
+            "seed": seed,
+        }
+    )
 
 
-DROPOUT_STREAM = 7
-DROPOUT_ERROR_CODE = 1001
-
-
-def drops_out(seed: int, rate: float) -> bool:
-    """Whether the client given this round's ``seed`` fails: a pure function of the seed, so a replay
-    with the same seeds sees the same failures."""
-    return rate > 0.0 and float(np.random.default_rng([seed, DROPOUT_STREAM]).random()) < rate
+def record_to_plan(record: ConfigRecord) -> tuple[TrainPlan, int]:
+    plan = TrainPlan(
+        number(record, "local-epochs"),
+        number(record, "lr"),
+        int(number(record, "batch-size")),
+        number(record, "momentum"),
+    )
+    return plan, int(number(record, "seed"))
 
 
 def _device() -> torch.device:
@@ -68,63 +78,49 @@ def _ray_gpu_ids() -> str:
     return ",".join(str(g) for g in ray.get_gpu_ids())
 
 
-def make_client_app(cfg: Config) -> ClientApp:
-    """A ClientApp bound to the run's config; data are built lazily, once per Ray worker."""
+def make_client_app(task: TaskConfig) -> ClientApp:
+    """A ClientApp bound to the run's task; data are built lazily, once per Ray worker."""
     app = ClientApp()
-    threads = max(1, int(cfg.ray.num_cpus_per_client))
 
     @app.query()
     def query(msg: Message, context: Context) -> Message:
         cid = int(context.node_config["partition-id"])
-        n = len(_data(cfg).partitions[cid])
-        return Message(RecordDict({"metrics": MetricRecord({"partition-id": cid, "num-examples": n})}), reply_to=msg)
+        return Message(RecordDict({"metrics": MetricRecord({"partition-id": cid})}), reply_to=msg)
 
     @app.train()
     def train(msg: Message, context: Context) -> Message:
-        torch.set_num_threads(threads)
+        torch.set_num_threads(task.threads)
         cid = int(context.node_config["partition-id"])
-        run = msg.content.config_records["config"]
-        seed = int(number(run, "seed"))
-        if drops_out(seed, cfg.fl.dropout_rate):
-            return Message(Error(DROPOUT_ERROR_CODE, f"client {cid} dropped out (fl.dropout_rate)"), reply_to=msg)
+        plan, seed = record_to_plan(msg.content.config_records["config"])
+        if drops_out(seed, task.dropout_rate):
+            return Message(Error(DROPOUT, f"client {cid} dropped out (fl.dropout_rate)"), reply_to=msg)
         started = time.time()
-        data = _data(cfg)
         device = _device()
-        model = build_model(cfg.model, data.input_shape, data.num_classes, cfg.seed)
-        set_params(model, record_to_params(msg.content.array_records["arrays"]))
-        epochs = int(number(run, "local-epochs"))
-        loss = train_epochs(
-            model,
-            data.client(cid),
-            epochs=epochs,
-            batch_size=int(number(run, "batch-size")),
-            lr=number(run, "lr"),
-            momentum=number(run, "momentum"),
-            seed=seed,
-            device=device,
-        )
+        try:
+            params = record_to_params(msg.content.array_records["arrays"])
+            update = run_client(task, cid, params, plan, seed, device)
+        except Exception as err:  # reported to the server, which applies fl.max_client_failures
+            reason = f"{type(err).__name__}: {err}".splitlines()[0] + "\n" + traceback.format_exc()
+            return Message(Error(FAILED, reason), reply_to=msg)
         metrics = MetricRecord(
-            {"partition-id": cid, "num-examples": len(data.partitions[cid]), "epochs": epochs, "train-loss": loss}
+            {
+                "partition-id": cid,
+                "num-examples": update.num_examples,
+                "epochs": update.epochs,
+                "train-loss": update.loss,
+            }
         )
         placement = ConfigRecord(
             {
                 "device": str(device),
                 "gpu-ids": _ray_gpu_ids(),
                 "pid": os.getpid(),
+                "node": ray.get_runtime_context().get_node_id() if ray.is_initialized() else "",
                 "started": started,
                 "ended": time.time(),
             }
         )
-        content = RecordDict(
-            {"arrays": params_to_record(get_params(model)), "metrics": metrics, "placement": placement}
-        )
+        content = RecordDict({"arrays": params_to_record(update.params), "metrics": metrics, "placement": placement})
         return Message(content, reply_to=msg)
 
     return app
-
-
-def train_config(*, local_epochs: int, lr: float, batch_size: int, momentum: float, seed: int) -> ConfigRecord:
-    """The ConfigRecord a train message carries."""
-    return ConfigRecord(
-        {"local-epochs": local_epochs, "lr": lr, "batch-size": batch_size, "momentum": momentum, "seed": seed}
-    )

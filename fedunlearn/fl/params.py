@@ -20,6 +20,11 @@ def set_params(model: nn.Module, params: Params) -> None:
     model.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in params.items()})
 
 
+def nbytes(params: Params) -> int:
+    """Bytes of the arrays' payload (what a message carrying ``params`` sends, headers aside)."""
+    return sum(int(v.nbytes) for v in params.values())
+
+
 def is_trainable(array: np.ndarray) -> bool:
     """Floating arrays take part in updates; integer buffers (e.g. num_batches_tracked) do not."""
     return bool(np.issubdtype(array.dtype, np.floating))

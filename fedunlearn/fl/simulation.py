@@ -1,43 +1,159 @@
-"""Run an experiment inside Flower's simulation engine: a ServerApp driving ClientApps on Ray."""
+"""Run a ServerApp ``main`` against ClientApps in Flower's simulation engine on Ray — and always come back.
+
+The launcher starts Ray itself (a private local instance, or the cluster named by ``ray.address``, within
+``ray.connect_timeout_s``), checks that one client actor fits before any client starts, then runs the simulation.
+Whatever ends it — the ServerApp's main returning or raising, Flower's engine failing, SIGTERM or Ctrl-C — the
+outcome is raised or returned here: a stop request reaches the server loop through ``stop``; a watchdog ends the
+process if the run has not stopped ``GRACE_S`` seconds after it was asked to; Ray is always shut down. The
+launcher knows nothing of what ``main`` does.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-from pathlib import Path
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import ray
-from flwr.app import Context
-from flwr.serverapp import Grid, ServerApp
+from flwr.clientapp import ClientApp
 from flwr.simulation import run_simulation
 
-from fedunlearn.config import Config, RayConfig
-from fedunlearn.experiment import run_experiment
-from fedunlearn.fl.client_app import make_client_app
-from fedunlearn.fl.trainer import FlowerTrainer
+from fedunlearn.config import ConfigError, RayConfig
+from fedunlearn.fl import reaper
+from fedunlearn.fl.federation import ClientTrainer
+from fedunlearn.fl.server_app import Interrupted, ServerRun, make_server_app
+
+log = logging.getLogger(__name__)
+GRACE_S = 8.0  # after a stop request, the run has this long to end before the watchdog ends the process
 
 
-def backend_config(ray: RayConfig) -> dict[str, Any]:
-    """Flower's Ray backend settings: how Ray starts (or which cluster it joins) and client resources."""
-    init_args: dict[str, Any] = {"logging_level": "ERROR", "log_to_driver": True}
-    if ray.address is not None:
-        init_args["address"] = ray.address
+class SimulationError(RuntimeError):
+    """Ray or Flower's simulation engine failed (not the run's own code)."""
+
+
+class Stopped(Interrupted):
+    """The run stopped on a signal; ``signal`` names it."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+
+
+@dataclass
+class Simulation:
+    """A run's outcome and where it ran."""
+
+    result: Any
+    placement: dict[str, Any] = field(default_factory=dict)
+    ray: dict[str, Any] = field(default_factory=dict)
+
+
+# -- Ray start-up -----------------------------------------------------------------------------------
+
+
+def cluster_address(address: str) -> str:
+    """``ray.address`` (``auto``, or host:port) as the GCS host:port to join; ConfigError when it is not one."""
+    from ray._private.services import get_ray_address_from_environment
+
+    env = os.environ.get("RAY_ADDRESS", "")
+    if address == "auto" and env.startswith(("http://", "https://")):
+        raise ConfigError(
+            "ray.address",
+            f"auto reads RAY_ADDRESS={env}, the job-submission (dashboard) address, not a cluster address; inside "
+            "`ray job submit` Ray sets it for you, elsewhere give the head's GCS address, e.g. ray.address=<head>:6379",
+        )
+    if address.startswith(("http://", "https://", "ray://")):
+        raise ConfigError(
+            "ray.address", f"{address} is not a cluster (GCS) address; give host:port of the head, e.g. <head>:6379"
+        )
+    try:
+        resolved = get_ray_address_from_environment(address, None) if address == "auto" else address
+    except ConnectionError:
+        raise ConfigError(
+            "ray.address",
+            "auto found no running Ray cluster on this machine (start one with `ray start --head`, or set "
+            "ray.address=<head>:6379); ray=local starts a private one",
+        ) from None
+    host, sep, port = str(resolved).rpartition(":")
+    if not sep or not port.isdigit():
+        raise ConfigError("ray.address", f"{address!r} is not host:port")
+    return f"{host}:{port}"
+
+
+def _reachable(address: str, timeout: float) -> bool:
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
+def start_ray(cfg: RayConfig) -> dict[str, Any]:
+    """Start a private local Ray (``ray.address: null``) or join the cluster at ``ray.address``; what it has."""
+    kwargs: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False}
+    if cfg.address is None:
+        pythonpath = os.pathsep.join([*sys.path, *filter(None, [os.environ.get("PYTHONPATH")])])
+        kwargs.update(
+            address="local",
+            num_cpus=cfg.num_cpus,
+            num_gpus=cfg.num_gpus,
+            include_dashboard=cfg.include_dashboard,
+            runtime_env={"env_vars": {"PYTHONPATH": pythonpath}},
+        )
+        where = "a local Ray"
     else:
-        if ray.num_cpus is not None:
-            init_args["num_cpus"] = ray.num_cpus
-        if ray.num_gpus is not None:
-            init_args["num_gpus"] = ray.num_gpus
-    return {
-        "init_args": init_args,
-        "client_resources": {"num_cpus": float(ray.num_cpus_per_client), "num_gpus": float(ray.num_gpus_per_client)},
-    }
+        address = cluster_address(cfg.address)
+        if not _reachable(address, min(cfg.connect_timeout_s, 10.0)):
+            raise ConfigError(
+                "ray.address", f"nothing answers at {address} (is the head running? `ray start --head --port=...`)"
+            )
+        kwargs["address"] = address
+        where = f"the Ray cluster at {address}"
+    if cfg.address is None:  # on this thread: Ray ties the local GCS and raylet to the thread that starts them
+        _init(kwargs, where)
+    else:  # joining starts no local process; a thread bounds the wait
+        _init_within(kwargs, where, cfg.connect_timeout_s)
+    return cluster_info()
 
 
-def ray_cluster() -> dict[str, Any]:
-    """The Ray instance the simulation ran on: its GCS address, alive nodes and total resources."""
-    if not ray.is_initialized():
-        return {}
+def _init(kwargs: dict[str, Any], where: str) -> None:
+    try:
+        ray.init(**kwargs)
+    except Exception as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise SimulationError(f"Ray could not start ({where}): {first}") from err
+
+
+def _init_within(kwargs: dict[str, Any], where: str, timeout: float) -> None:
+    outcome: dict[str, BaseException | None] = {}
+
+    def connect() -> None:
+        try:
+            _init(kwargs, where)
+            outcome["error"] = None
+        except BaseException as err:
+            outcome["error"] = err
+
+    thread = threading.Thread(target=connect, name="fedunlearn-ray-init", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if "error" not in outcome:
+        raise ConfigError("ray.address", f"could not join {where} within {timeout:.0f}s (ray.connect_timeout_s)")
+    if outcome["error"] is not None:
+        raise outcome["error"]
+
+
+def cluster_info() -> dict[str, Any]:
+    """The Ray instance in use: its GCS address, alive nodes and total resources."""
     nodes: list[dict[str, Any]] = ray.nodes()  # type: ignore[no-untyped-call]
     resources: dict[str, float] = ray.cluster_resources()  # type: ignore[no-untyped-call]
     return {
@@ -47,45 +163,142 @@ def ray_cluster() -> dict[str, Any]:
     }
 
 
-def make_server_app(cfg: Config, run_dir: Path, results: dict[str, Any]) -> ServerApp:
-    """A ServerApp whose main runs the whole experiment and leaves its results in ``results``,
-    with where the ClientApps ran under ``placement``."""
-    app = ServerApp()
-
-    @app.main()
-    def main(grid: Grid, context: Context) -> None:
-        trainer = FlowerTrainer(grid, cfg.fl.num_clients)
-        try:
-            results.update(run_experiment(cfg, trainer, run_dir))
-        except Exception as err:  # handed to simulate(), which re-raises it outside Flower's engine
-            results["error"] = err
-            return
-        results["placement"] = {
-            "num_cpus_per_client": cfg.ray.num_cpus_per_client,
-            "num_gpus_per_client": cfg.ray.num_gpus_per_client,
-            **trainer.placement.summary(),
-            "ray": ray_cluster(),
-        }
-
-    return app
-
-
-def simulate(cfg: Config, run_dir: Path) -> dict[str, Any]:
-    """Train and unlearn through Flower's simulation engine; return the results."""
-    results: dict[str, Any] = {}
-    # Flower's deprecation notice for run_simulation and Ray's accelerator tip are noise here.
-    logging.getLogger("flwr").setLevel(logging.ERROR)
-    for name in ("ray", "alembic", "matplotlib"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
-    run_simulation(
-        server_app=make_server_app(cfg, run_dir, results),
-        client_app=make_client_app(cfg),
-        num_supernodes=cfg.fl.num_clients,
-        backend_config=backend_config(cfg.ray),
+def check_resources(cfg: RayConfig) -> int:
+    """How many client actors fit on Ray's nodes (Flower's own count); ConfigError naming the key when none does."""
+    cpus, gpus = cfg.num_cpus_per_client, cfg.num_gpus_per_client
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive") and n.get("Resources")]  # type: ignore[no-untyped-call]
+    fits = 0
+    for res in nodes:
+        per_node = int(res.get("CPU", 0) // cpus)
+        if gpus > 0:
+            per_node = min(per_node, int(res.get("GPU", 0) // gpus))
+        fits += per_node
+    if fits:
+        return fits
+    most_gpus = max((r.get("GPU", 0) for r in nodes), default=0)
+    most_cpus = max((r.get("CPU", 0) for r in nodes), default=0)
+    if gpus > 0 and most_gpus == 0:
+        raise ConfigError(
+            "ray.num_gpus_per_client",
+            f"{gpus} GPU per client, but Ray sees no GPU; set ray.num_gpus_per_client=0, or ray.num_gpus=N to "
+            "declare N logical GPUs (clients then place as on GPUs and train on the CPU)",
+        )
+    if gpus > most_gpus:
+        raise ConfigError(
+            "ray.num_gpus_per_client", f"{gpus} GPU per client, but no Ray node has more than {most_gpus} GPU(s)"
+        )
+    raise ConfigError(
+        "ray.num_cpus_per_client", f"{cpus} CPUs per client, but no Ray node has more than {most_cpus:g} CPU(s)"
     )
-    if isinstance(results.get("error"), Exception):
-        raise results["error"]
-    if not results:
-        raise RuntimeError("the simulation ended without results (see the errors above)")
-    return results
+
+
+@contextlib.contextmanager
+def ray_session(cfg: RayConfig) -> Iterator[dict[str, Any]]:
+    """Ray for the length of the block, then shut down; a reaper ends its agents if this process is killed."""
+    guard = reaper.start() if cfg.address is None else None
+    try:
+        yield start_ray(cfg)
+    finally:
+        shutdown_ray()
+        if guard is not None and guard.stdin is not None:
+            guard.stdin.close()
+
+
+def shutdown_ray(timeout: float = 10.0) -> None:
+    """``ray.shutdown()``, given at most ``timeout`` seconds."""
+    if not ray.is_initialized():
+        return
+    thread = threading.Thread(target=ray.shutdown, name="fedunlearn-ray-shutdown", daemon=True)
+    thread.start()
+    thread.join(timeout)
+
+
+# -- signals and the watchdog ---------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def stop_on_signals(stop: threading.Event, on_timeout: Callable[[int], None]) -> Iterator[list[int]]:
+    """SIGTERM and SIGINT set ``stop`` (the list yielded records which came); if the run has not ended
+    ``GRACE_S`` seconds later, ``on_timeout(signum)`` ends the process."""
+    received: list[int] = []
+
+    def handler(signum: int, frame: object) -> None:
+        if received:  # a second signal: do not wait any longer
+            on_timeout(signum)
+        received.append(signum)
+        log.warning("%s received: stopping (the checkpoint stays consistent; resume=true continues)",
+                    signal.Signals(signum).name)  # fmt: skip
+        stop.set()
+        threading.Thread(target=_watchdog, args=(signum,), daemon=True, name="fedunlearn-watchdog").start()
+
+    def _watchdog(signum: int) -> None:
+        time.sleep(GRACE_S)
+        on_timeout(signum)
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield received
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+# -- the simulation ---------------------------------------------------------------------------------
+
+
+def _root_cause(err: BaseException) -> BaseException:
+    while err.__cause__ is not None:
+        err = err.__cause__
+    return err
+
+
+def simulate(
+    cfg: RayConfig,
+    num_clients: int,
+    client_app: ClientApp,
+    main: Callable[[ClientTrainer], Any],
+    max_failures: int,
+    on_timeout: Callable[[int], None],
+) -> Simulation:
+    """Run ``main(trainer)`` as the ServerApp of a Flower simulation with ``num_clients`` ClientApps; return its
+    result, or raise what ended it (its own exception, Stopped, SimulationError, ConfigError)."""
+    stop = threading.Event()
+    run = ServerRun()
+    # Flower's deprecation notice for run_simulation and Ray's accelerator tip are noise here.
+    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
+    with stop_on_signals(stop, on_timeout) as received, ray_session(cfg) as info:
+        fits = check_resources(cfg)
+        log.info(
+            "Ray: %s, %d node(s), %s; %d client actor(s) at a time",
+            info["gcs_address"], info["nodes"], info["resources"], fits,
+        )  # fmt: skip
+        app = make_server_app(main, num_clients, max_failures, stop, run)
+        engine_error: BaseException | None = None
+        try:
+            run_simulation(
+                server_app=app,
+                client_app=client_app,
+                num_supernodes=num_clients,
+                backend_config={
+                    "client_resources": {
+                        "num_cpus": float(cfg.num_cpus_per_client),
+                        "num_gpus": float(cfg.num_gpus_per_client),
+                    },
+                },
+            )
+        except BaseException as err:  # Flower's engine: the ServerApp thread may still be waiting for clients
+            engine_error = err
+        if engine_error is not None or received:
+            stop.set()
+        if not run.done.wait(GRACE_S):
+            raise SimulationError("the ServerApp did not stop after the simulation engine ended")
+    if received:
+        raise Stopped(received[0])
+    if isinstance(run.error, Exception) and not isinstance(run.error, Interrupted):
+        raise run.error
+    if engine_error is not None:
+        cause = _root_cause(engine_error)
+        raise SimulationError(f"Flower's simulation engine failed: {type(cause).__name__}: {cause}") from engine_error
+    if run.error is not None:
+        raise run.error
+    return Simulation(run.result, run.placement, info)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -10,8 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from fedunlearn.reporting.results import RESULTS_FILE, read_results
-from fedunlearn.reporting.tables import COLUMNS, COSTS, csv_text, latex, markdown, method_rows
+from fedunlearn.evaluation.catalog import COLUMNS
+from fedunlearn.reporting.results import RESULTS_FILE, load
+from fedunlearn.reporting.tables import Row, csv_text, latex, markdown, rows
 
 
 def find_results(dirs: list[Path]) -> list[Path]:
@@ -19,22 +21,22 @@ def find_results(dirs: list[Path]) -> list[Path]:
     return [p for p in found if p.name == RESULTS_FILE]
 
 
-def aggregate(paths: list[Path]) -> list[dict[str, Any]]:
-    """Per method: mean ± std of each metric and cost over the runs that have it, and the run count."""
-    grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
+def aggregate(paths: list[Path]) -> list[Row]:
+    """Per method: mean ± std of each catalog column over the runs that have it, and the run count."""
+    grouped: dict[str, list[Row]] = defaultdict(list)
     for path in paths:
-        results = read_results(path)
-        if "before_unlearning" not in results:
+        run = load(path)
+        if run.unlearning is None:
             continue
-        for row in method_rows(results):
+        for row in rows(run):
             grouped[row["method"]].append(row)
     out = []
-    for method, rows in grouped.items():
-        entry: dict[str, Any] = {"method": method, "runs": len(rows)}
-        for key in [k for k, _ in COLUMNS] + [k for k, _ in COSTS]:
-            values = [r[key] for r in rows if r.get(key) is not None]
-            entry[key] = float(np.mean(values)) if values else None
-            entry[f"{key}_std"] = float(np.std(values)) if values else None
+    for method, group in grouped.items():
+        entry: Row = {"method": method, "runs": len(group)}
+        for c in COLUMNS:
+            values = [r[c.key] for r in group if r.get(c.key) is not None and math.isfinite(r[c.key])]
+            entry[c.key] = float(np.mean(values)) if values else None
+            entry[f"{c.key}_std"] = float(np.std(values)) if values else None
         out.append(entry)
     return out
 
@@ -48,10 +50,8 @@ def _cell(entry: dict[str, Any], key: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if not args or any(a.startswith("-") for a in args):
-        print(
-            "usage: fedunlearn-report DIR [DIR ...]  (folders holding results.json files, e.g. a multirun)",
-            file=sys.stderr,
-        )
+        print("usage: fedunlearn-report DIR [DIR ...]  (folders holding results.json files, e.g. a multirun)",
+              file=sys.stderr)  # fmt: skip
         return 2
     dirs = [Path(a) for a in args]
     missing = [str(d) for d in dirs if not d.exists()]
@@ -59,20 +59,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fedunlearn-report: no such folder: {', '.join(missing)}", file=sys.stderr)
         return 2
     paths = find_results(dirs)
-    rows = aggregate(paths)
-    if not rows:
+    table = aggregate(paths)
+    if not table:
         print(f"fedunlearn-report: no results.json with unlearning results under {', '.join(args)}", file=sys.stderr)
         return 1
-    keys = [k for k, _ in COLUMNS] + [k for k, _ in COSTS]
-    header = ["method", "runs", *(label for _, label in COLUMNS), *(label for _, label in COSTS)]
-    cells = [[r["method"], str(r["runs"]), *(_cell(r, k) for k in keys)] for r in rows]
+    head = ["method", "runs", *(c.label for c in COLUMNS)]
+    body = [[r["method"], str(r["runs"]), *(_cell(r, c.key) for c in COLUMNS)] for r in table]
     target = dirs[0] if dirs[0].is_dir() else dirs[0].parent
-    (target / "aggregate.md").write_text(markdown(cells, header))
-    (target / "aggregate.tex").write_text(latex(cells, header))
-    csv_keys = ["method", "runs", *(x for k in keys for x in (k, f"{k}_std"))]
-    (target / "aggregate.csv").write_text(csv_text(rows, csv_keys))
+    (target / "aggregate.md").write_text(markdown(body, head))
+    (target / "aggregate.tex").write_text(latex(body, head))
+    keys = ["method", "runs", *(x for c in COLUMNS for x in (c.key, f"{c.key}_std"))]
+    (target / "aggregate.csv").write_text(csv_text(table, keys))
     print(f"{len(paths)} runs")
-    print(markdown(cells, header))
+    print(markdown(body, head))
     print(f"written: {target / 'aggregate.md'}, .tex, .csv")
     return 0
 

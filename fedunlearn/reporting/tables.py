@@ -1,4 +1,4 @@
-"""comparison.{md,tex,csv}: one row per method with the metrics and costs of results.json."""
+"""comparison.{md,tex,csv}: one row per model (before unlearning, then each method) with every catalog column."""
 
 from __future__ import annotations
 
@@ -7,103 +7,89 @@ import io
 from pathlib import Path
 from typing import Any
 
-COLUMNS = (
-    ("test_accuracy", "test acc"),
-    ("remaining_accuracy", "remaining acc"),
-    ("forgotten_accuracy", "forgotten acc"),
-    ("backdoor_asr", "backdoor ASR"),
-    ("mia_auc", "MIA AUC"),
-    ("l2_to_retrain", "L2 to retrain"),
-    ("angle_to_retrain", "angle to retrain"),
-    ("kl_to_retrain", "KL to retrain"),
-    ("js_to_retrain", "JS to retrain"),
-)
-COSTS = (
-    ("wall_s", "wall s"),
-    ("client_epochs", "client-epochs"),
-    ("rounds", "rounds"),
-    ("speedup_epochs", "speed-up (epochs)"),
-    ("speedup_wall", "speed-up (wall)"),
-)
-HEADER = ["method", *(label for _, label in COLUMNS), *(label for _, label in COSTS)]
+from fedunlearn.evaluation.catalog import COLUMNS, Column
+from fedunlearn.reporting.results import RunResult
+
+Row = dict[str, Any]  # "method" and one value per catalog column key
 
 
-def method_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """Flat records: 'before unlearning' then each method, metrics and costs by key."""
-    train = results["training"]
-    rows = [
+def rows(run: RunResult) -> list[Row]:
+    """'before unlearning' (training's costs) then each method, by catalog key."""
+    train = run.training
+    out: list[Row] = [
         {
             "method": "before unlearning",
-            **results["before_unlearning"]["metrics"],
-            "wall_s": train["wall_s"],
-            "client_epochs": train["client_epochs"],
-            "rounds": len(train["rounds"]),
+            **(run.before_unlearning or {}),
+            "wall_s": train.wall_s,
+            "client_epochs": train.client_epochs,
+            "rounds": len(train.rounds),
+            "megabytes": train.bytes.total / 1e6,
         }
     ]
-    for name, entry in results.get("unlearning", {}).items():
-        speed = entry["speedup_vs_retrain"] or {}
-        rows.append(
+    for name, m in (run.unlearning or {}).items():
+        speed = m.speedup_vs_retrain
+        spent = m.client_epochs > 0, m.bytes.total > 0
+        out.append(
             {
                 "method": name,
-                **entry["metrics"],
-                "wall_s": entry["wall_s"],
-                "client_epochs": entry["client_epochs"],
-                "rounds": entry["rounds"],
-                "speedup_epochs": speed.get("client_epochs"),
-                "speedup_wall": speed.get("wall"),
+                **m.metrics,
+                "wall_s": m.wall_s,
+                "client_epochs": m.client_epochs,
+                "rounds": m.rounds,
+                "megabytes": m.bytes.total / 1e6,
+                "speedup_epochs": None if speed is None else (speed.client_epochs if spent[0] else float("inf")),
+                "speedup_wall": None if speed is None else speed.wall,
+                "speedup_bytes": None if speed is None else (speed.bytes if spent[1] else float("inf")),
             }
         )
-    return rows
+    return out
 
 
-def fmt(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.3f}"
-    return str(value)
+def cells(table: list[Row], columns: tuple[Column, ...] = COLUMNS) -> list[list[str]]:
+    return [[str(r["method"]), *(c.format(r.get(c.key)) for c in columns)] for r in table]
 
 
-def table_cells(rows: list[dict[str, Any]]) -> list[list[str]]:
-    keys = [k for k, _ in COLUMNS] + [k for k, _ in COSTS]
-    return [[str(r["method"]), *(fmt(r.get(k)) for k in keys)] for r in rows]
+def header(columns: tuple[Column, ...] = COLUMNS) -> list[str]:
+    return ["method", *(c.label for c in columns)]
 
 
-def markdown(cells: list[list[str]], header: list[str] = HEADER) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in cells]
+def markdown(body: list[list[str]], head: list[str]) -> str:
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(row) + " |" for row in body]
     return "\n".join(lines) + "\n"
 
 
-def latex(cells: list[list[str]], header: list[str] = HEADER) -> str:
+def latex(body: list[list[str]], head: list[str]) -> str:
     def esc(s: str) -> str:
-        return s.replace("±", r"$\pm$").replace("_", r"\_").replace("%", r"\%")
+        return s.replace("±", r"$\pm$").replace("∞", r"$\infty$").replace("_", r"\_").replace("%", r"\%")
 
-    lines = [
-        r"\begin{tabular}{l" + "r" * (len(header) - 1) + "}",
-        r"\toprule",
-        " & ".join(esc(h) for h in header) + r" \\",
+    lines = [r"\begin{tabular}{l" + "r" * (len(head) - 1) + "}", r"\toprule", " & ".join(esc(h) for h in head) + r" \\"]
+    lines += [
         r"\midrule",
+        *(" & ".join(esc(c) for c in row) + r" \\" for row in body),
+        r"\bottomrule",
+        r"\end{tabular}",
     ]
-    lines += [" & ".join(esc(c) for c in row) + r" \\" for row in cells]
-    lines += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(lines) + "\n"
 
 
-def csv_text(rows: list[dict[str, Any]], keys: list[str]) -> str:
+def csv_text(table: list[Row], keys: list[str]) -> str:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=keys, extrasaction="ignore")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows(table)
     return out.getvalue()
 
 
-def write_comparison(run_dir: Path, results: dict[str, Any]) -> list[Path]:
+def write_comparison(run_dir: Path, run: RunResult) -> list[Path]:
     """Write comparison.md, comparison.tex and comparison.csv next to results.json."""
-    rows = method_rows(results)
-    cells = table_cells(rows)
-    keys = ["method", *(k for k, _ in COLUMNS), *(k for k, _ in COSTS)]
-    files = {"comparison.md": markdown(cells), "comparison.tex": latex(cells), "comparison.csv": csv_text(rows, keys)}
+    table = rows(run)
+    body, head = cells(table), header()
+    files = {
+        "comparison.md": markdown(body, head),
+        "comparison.tex": latex(body, head),
+        "comparison.csv": csv_text(table, ["method", *(c.key for c in COLUMNS)]),
+    }
     for name, text in files.items():
         (run_dir / name).write_text(text)
     return [run_dir / n for n in files]

@@ -1,17 +1,16 @@
-"""Unlearning methods behind one interface; importing this package registers them all."""
+"""Unlearning methods behind one interface. ``registry.discover()`` imports every method module, so adding one
+is one module plus one YAML."""
 
-from fedunlearn.unlearning import (  # noqa: F401  (registration, in the order `all` runs them)
-    fedaccum,
-    federaser,
-    fedrecover,
-    fedrecovery,
-    finetune,
-    kd,
-    pga,
-    retrain,
-    rollback,
-)
-from fedunlearn.unlearning.base import UnlearningContext, UnlearningMethod, UnlearningOutcome
-from fedunlearn.unlearning.registry import create, registered
+from fedunlearn.unlearning.base import Stop, UnlearningContext, UnlearningMethod, UnlearningOutcome
+from fedunlearn.unlearning.registry import create, discover, register, registered
 
-__all__ = ["UnlearningContext", "UnlearningMethod", "UnlearningOutcome", "create", "registered"]
+__all__ = [
+    "Stop",
+    "UnlearningContext",
+    "UnlearningMethod",
+    "UnlearningOutcome",
+    "create",
+    "discover",
+    "register",
+    "registered",
+]

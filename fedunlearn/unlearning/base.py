@@ -1,57 +1,37 @@
-"""The interface every unlearning method implements, and what it is given."""
+"""The interface every unlearning method implements, and what it is given.
+
+A method is one module and one YAML, as a Flower strategy is one class: a ``Params`` dataclass (each field a
+``spec`` with what it allows; values in ``conf/unlearning/<name>.yaml``), an optional ``validate(cfg)`` for rules
+that involve other keys (the history it needs, intervals), and ``unlearn(ctx)``. ``@register`` makes it a choice
+of ``unlearning.methods``; nothing else lists it.
+"""
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from pathlib import Path
+from typing import Any, ClassVar, Generic, TypeVar
 
-import numpy as np
-
-from fedunlearn.config import Config
+from fedunlearn.config import Config, ConfigError
 from fedunlearn.data import FederatedData
-from fedunlearn.fl.params import Params
-from fedunlearn.fl.trainer import ClientTrainer, TrainPlan
-from fedunlearn.fl.training import Evaluate, RoundLog, sample_clients
+from fedunlearn.fl.fedavg import Evaluate, RoundLog, Unit, replay_rounds, sample_clients
+from fedunlearn.fl.federation import CostMeter, Replies
+from fedunlearn.fl.params import Params, nbytes
+from fedunlearn.fl.task import TrainPlan
 from fedunlearn.history import HistoryStore
+from fedunlearn.seeds import Stream, rng
+
+P = TypeVar("P")
 
 
-@dataclass
-class UnlearningContext:
-    """One unlearning request: the trained model, its history, who leaves, and the federation.
+@dataclass(frozen=True)
+class Stop:
+    """Which rule ended a method's iterations, and after how many steps or rounds (results.json ``stop``)."""
 
-    ``trainer`` reaches the remaining clients' ClientApps through the same simulation; its cost
-    is metered by the caller, so a method reports only what is specific to it in ``info``.
-    """
-
-    cfg: Config
-    history: HistoryStore
-    forget: list[int]
-    trainer: ClientTrainer
-    trained: Params
-    evaluate: Evaluate
-    data: FederatedData | None = None  # for methods that compute on the server or the leaving client
-
-    def require_data(self) -> FederatedData:
-        if self.data is None:
-            raise ValueError("this method needs the federation's data in its UnlearningContext")
-        return self.data
-
-    def plan(self, local_epochs: int | None = None) -> TrainPlan:
-        return TrainPlan.from_config(self.cfg, local_epochs)
-
-    def remaining(self, round_: int) -> list[int]:
-        """Clients that took part in ``round_`` and are not forgotten."""
-        gone = set(self.forget)
-        return [c for c in self.history.participants(round_) if c not in gone]
-
-    def new_rounds(self, stream: int, first_round: int, count: int) -> list[tuple[int, list[int]]]:
-        """Rounds beyond the history (numbered from ``first_round``), each sampling ``fl.fraction_train``
-        of the remaining clients as training did; ``stream`` seeds the sampling."""
-        gone = set(self.forget)
-        remaining = [c for c in range(self.cfg.fl.num_clients) if c not in gone]
-        rng = np.random.default_rng([self.cfg.seed, stream])
-        return [(first_round + i, sample_clients(remaining, self.cfg.fl.fraction_train, rng)) for i in range(count)]
+    rule: str
+    after: int
 
 
 @dataclass
@@ -59,13 +39,112 @@ class UnlearningOutcome:
     params: Params
     rounds: RoundLog = field(default_factory=RoundLog)
     info: dict[str, Any] = field(default_factory=dict)
-    extra_client_epochs: int = 0  # client training done outside the ClientTrainer (e.g. PGA's ascent)
+    stop: Stop | None = None
 
 
-class UnlearningMethod(ABC):
+@dataclass
+class UnlearningContext:
+    """One unlearning request: the trained model, its history, who leaves, and the federation.
+
+    ``trainer`` reaches the remaining clients' ClientApps through the same simulation and meters what they
+    spend; a method reports only what is specific to it in ``info``.
+    """
+
+    cfg: Config
+    history: HistoryStore
+    forget: list[int]
+    trainer: CostMeter
+    trained: Params
+    evaluate: Evaluate
+    data: FederatedData
+
+    def plan(self, epochs: float | None = None) -> TrainPlan:
+        """Training's local SGD (``fl.*``), with ``epochs`` local epochs if given."""
+        return TrainPlan.from_config(self.cfg, epochs)
+
+    def remaining(self, round_: int) -> list[int]:
+        """Clients that took part in ``round_`` and are not forgotten."""
+        gone = set(self.forget)
+        return [c for c in self.history.participants(round_) if c not in gone]
+
+    def remaining_clients(self) -> list[int]:
+        gone = set(self.forget)
+        return [c for c in range(self.cfg.fl.num_clients) if c not in gone]
+
+    @property
+    def last_round(self) -> int:
+        rounds = self.history.rounds()
+        return rounds[-1] if rounds else 0
+
+    def new_rounds(self, count: int) -> list[tuple[int, list[int]]]:
+        """``count`` rounds after the history's last, each sampling ``fl.fraction_train`` of the remaining
+        clients as training did (stream RECOVERY: the same for every method of a run)."""
+        generator = rng(self.cfg.seed, Stream.RECOVERY)
+        first = self.last_round + 1
+        pool = self.remaining_clients()
+        return [(first + i, sample_clients(pool, self.cfg.fl.fraction_train, generator)) for i in range(count)]
+
+    def recover(self, params: Params, rounds: int, tag: str) -> tuple[Params, RoundLog]:
+        """``rounds`` FedAvg rounds with the remaining clients from ``params`` (training's local SGD)."""
+        return replay_rounds(
+            self.trainer, params, self.new_rounds(rounds), self.plan(), self.cfg.seed, self.evaluate, tag,
+            stream=Stream.RECOVERY,
+        )  # fmt: skip
+
+    def charge_clients(self, cids: list[int], epochs: float, params: Params) -> None:
+        """Client work the server computes on the clients' behalf (their data, their epochs): the model goes
+        to each of ``cids`` and comes back once."""
+        size = nbytes(params) * len(cids)
+        self.trainer.charge(epochs=epochs, to_clients=size, from_clients=size)
+
+    def step(
+        self,
+        rounds: RoundLog,
+        tag: str,
+        index: int,
+        total: int,
+        params: Params,
+        started: float,
+        cids: list[int],
+        replies: Replies | None = None,
+        unit: Unit = "step",
+    ) -> None:
+        """Evaluate ``params`` and log step ``index`` of ``total`` (begun at ``started``, perf_counter)."""
+        accuracy, loss = self.evaluate(params)
+        rounds.add(tag, index, total, accuracy, loss, time.perf_counter() - started, cids, replies, unit)
+
+
+class UnlearningMethod(ABC, Generic[P]):
     """Removes the forgotten clients' contribution from the trained model."""
 
     name: ClassVar[str]
+    Params: ClassVar[type[Any]]  # dataclass of spec() fields
+    config_file: ClassVar[Path | str | None] = None  # its YAML; None: conf/unlearning/<name>.yaml in the package
+
+    def __init__(self, params: P) -> None:
+        self.params = params
+
+    def validate(self, cfg: Config) -> None:
+        """Rules between this method's parameters and the rest of the config; raise ConfigError."""
 
     @abstractmethod
     def unlearn(self, ctx: UnlearningContext) -> UnlearningOutcome: ...
+
+
+# -- rules shared by methods -------------------------------------------------------------------------
+
+
+def require_every_round(cfg: Config, method: str) -> None:
+    """The method reads every round's updates."""
+    if cfg.history.interval != 1:
+        raise ConfigError("history.interval", f"must be 1 for {method} (it reads every round's updates)")
+
+
+def require_stored(cfg: Config, key: str, interval: int) -> None:
+    """A replay interval the history can serve: a multiple of ``history.interval``."""
+    if interval % cfg.history.interval != 0:
+        raise ConfigError(
+            key,
+            f"{interval} is not a multiple of history.interval={cfg.history.interval}; "
+            "the history does not store the rounds it replays",
+        )

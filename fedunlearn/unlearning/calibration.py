@@ -8,6 +8,8 @@ import numpy as np
 
 from fedunlearn.fl.params import Params, flatten, unflatten, weighted_sum
 
+GRANULARITIES = ("client", "layer")
+
 
 def rescale(direction: np.ndarray, magnitude: float) -> np.ndarray:
     """magnitude · direction / ‖direction‖ (zero if the direction is zero)."""

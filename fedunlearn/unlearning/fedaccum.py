@@ -3,25 +3,35 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
+from fedunlearn.config import Config, spec
 from fedunlearn.fl.params import add, weighted_sum
-from fedunlearn.unlearning.base import UnlearningContext, UnlearningMethod, UnlearningOutcome
+from fedunlearn.unlearning.base import UnlearningContext, UnlearningMethod, UnlearningOutcome, require_stored
 from fedunlearn.unlearning.registry import register
 from fedunlearn.unlearning.replay import load_round, replay_schedule
 
 
+@dataclass
+class FedAccumParams:
+    interval: int = spec(ge=1)  # replay every interval-th stored round
+
+
 @register
-class FedAccum(UnlearningMethod):
+class FedAccum(UnlearningMethod[FedAccumParams]):
     name = "fedaccum"
+    Params = FedAccumParams
+
+    def validate(self, cfg: Config) -> None:
+        require_stored(cfg, "unlearning.fedaccum.interval", self.params.interval)
 
     def unlearn(self, ctx: UnlearningContext) -> UnlearningOutcome:
-        schedule = replay_schedule(ctx, ctx.cfg.unlearning.fedaccum.interval)
+        schedule = replay_schedule(ctx, self.params.interval)
         outcome = UnlearningOutcome(ctx.history.global_model(schedule[0]))
         for j, round_ in enumerate(schedule):
             t0 = time.perf_counter()
             stored = load_round(ctx, round_)
             if stored.cids:
                 outcome.params = add(outcome.params, weighted_sum(stored.updates, stored.weights))
-            accuracy, loss = ctx.evaluate(outcome.params)
-            outcome.rounds.add(self.name, j + 1, len(schedule), accuracy, loss, time.perf_counter() - t0, stored.cids)
+            ctx.step(outcome.rounds, self.name, j + 1, len(schedule), outcome.params, t0, stored.cids)
         return outcome

@@ -10,26 +10,37 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 
+from fedunlearn.config import Config, spec
 from fedunlearn.fl.params import add, subtract, weighted_sum
-from fedunlearn.fl.trainer import client_seed
-from fedunlearn.unlearning.base import UnlearningContext, UnlearningMethod, UnlearningOutcome
-from fedunlearn.unlearning.calibration import calibrated_step
+from fedunlearn.seeds import Stream, client_seed
+from fedunlearn.unlearning.base import UnlearningContext, UnlearningMethod, UnlearningOutcome, require_stored
+from fedunlearn.unlearning.calibration import GRANULARITIES, calibrated_step
 from fedunlearn.unlearning.registry import register
 from fedunlearn.unlearning.replay import load_round, replay_schedule
 
-CALIBRATION_STREAM = 1
+
+@dataclass
+class FedEraserParams:
+    calibration_ratio: float = spec(gt=0.0, le=1.0)  # r
+    interval: int = spec(ge=1)  # Δt: replay every interval-th round
+    granularity: str = spec(choices=GRANULARITIES)
 
 
 @register
-class FedEraser(UnlearningMethod):
+class FedEraser(UnlearningMethod[FedEraserParams]):
     name = "federaser"
+    Params = FedEraserParams
+
+    def validate(self, cfg: Config) -> None:
+        require_stored(cfg, "unlearning.federaser.interval", self.params.interval)
 
     def unlearn(self, ctx: UnlearningContext) -> UnlearningOutcome:
-        cfg = ctx.cfg.unlearning.federaser
-        epochs = max(1, math.ceil(cfg.calibration_ratio * ctx.cfg.fl.local_epochs))
-        plan = ctx.plan(local_epochs=epochs)
-        schedule = replay_schedule(ctx, cfg.interval)
+        p = self.params
+        epochs = max(1, math.ceil(p.calibration_ratio * ctx.cfg.fl.local_epochs))
+        plan = ctx.plan(epochs)
+        schedule = replay_schedule(ctx, p.interval)
         outcome = UnlearningOutcome(ctx.history.global_model(schedule[0]))
         outcome.info = {"calibration_epochs": epochs, "steps": len(schedule)}
         for j, round_ in enumerate(schedule):
@@ -38,11 +49,12 @@ class FedEraser(UnlearningMethod):
             if not stored.cids:
                 continue
             params = outcome.params
+            replies = None
             if j == 0:
                 step = weighted_sum(stored.updates, stored.weights)
                 used = stored.cids
             else:
-                seeds = {c: client_seed(ctx.cfg.seed, CALIBRATION_STREAM, round_, c) for c in stored.cids}
+                seeds = {c: client_seed(ctx.cfg.seed, Stream.CALIBRATION, round_, c) for c in stored.cids}
                 replies = ctx.trainer.train(params, seeds, plan, group=f"{self.name}-{round_}")
                 used = [u.cid for u in replies]
                 if not used:
@@ -50,8 +62,7 @@ class FedEraser(UnlearningMethod):
                 # clients that failed to reply drop out of this step; weights renormalise over the rest
                 stored = stored.restrict(used)
                 new = [subtract(u.params, params) for u in replies]
-                step = calibrated_step(stored.updates, new, stored.weights, cfg.granularity)
+                step = calibrated_step(stored.updates, new, stored.weights, p.granularity)
             outcome.params = add(params, step)
-            accuracy, loss = ctx.evaluate(outcome.params)
-            outcome.rounds.add(self.name, j + 1, len(schedule), accuracy, loss, time.perf_counter() - t0, used)
+            ctx.step(outcome.rounds, self.name, j + 1, len(schedule), outcome.params, t0, used, replies)
         return outcome

@@ -8,15 +8,26 @@ estimate is ĝ_k = U_k^t − H̃_k (M̂^t − M^t): the same method with the upd
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
+from fedunlearn.config import Config, ConfigError, spec
 from fedunlearn.fl.params import flatten, sample_weights, unflatten
-from fedunlearn.fl.trainer import client_seed
-from fedunlearn.fl.training import TRAINING_STREAM
-from fedunlearn.unlearning.base import UnlearningContext, UnlearningMethod, UnlearningOutcome
+from fedunlearn.seeds import Stream, client_seed
+from fedunlearn.unlearning.base import UnlearningContext, UnlearningMethod, UnlearningOutcome, require_every_round
 from fedunlearn.unlearning.lbfgs import lbfgs_hvp
 from fedunlearn.unlearning.registry import register
+
+
+@dataclass
+class FedRecoverParams:
+    warmup_rounds: int = spec(ge=1)  # T_w (must exceed buffer_size)
+    correction_period: int = spec(ge=1)  # T_c
+    final_rounds: int = spec(ge=0)  # T_f
+    buffer_size: int = spec(ge=1)  # s
+    tau_quantile: float = spec(ge=0.0, le=1.0)
+    tau_factor: float = spec(gt=0.0)
 
 
 class PairBuffer:
@@ -40,11 +51,17 @@ class PairBuffer:
 
 
 @register
-class FedRecover(UnlearningMethod):
+class FedRecover(UnlearningMethod[FedRecoverParams]):
     name = "fedrecover"
+    Params = FedRecoverParams
+
+    def validate(self, cfg: Config) -> None:
+        require_every_round(cfg, self.name)
+        if self.params.warmup_rounds <= self.params.buffer_size:
+            raise ConfigError("unlearning.fedrecover.warmup_rounds", "must exceed unlearning.fedrecover.buffer_size")
 
     def unlearn(self, ctx: UnlearningContext) -> UnlearningOutcome:
-        cfg = ctx.cfg.unlearning.fedrecover
+        p = self.params
         rounds = ctx.history.rounds()
         last = len(rounds)
         plan = ctx.plan()
@@ -61,14 +78,10 @@ class FedRecover(UnlearningMethod):
             current = flatten(params)
             shift = current - flatten(ctx.history.global_model(t))
             stored = {c: flatten(ctx.history.client_update(t, c)) for c in cids}
-            scheduled = (
-                index <= cfg.warmup_rounds or index % cfg.correction_period == 0 or index > last - cfg.final_rounds
-            )
+            scheduled = index <= p.warmup_rounds or index % p.correction_period == 0 or index > last - p.final_rounds
             estimates: dict[int, np.ndarray] = {}
             if not scheduled:
-                tau = cfg.tau_factor * float(
-                    np.quantile(np.abs(np.concatenate(list(stored.values()))), cfg.tau_quantile)
-                )
+                tau = p.tau_factor * float(np.quantile(np.abs(np.concatenate(list(stored.values()))), p.tau_quantile))
                 for c in cids:
                     buf = buffers.get(c)
                     if buf is None or len(buf) == 0:
@@ -79,19 +92,20 @@ class FedRecover(UnlearningMethod):
                         continue
                     estimates[c] = g
             need = [c for c in cids if c not in estimates]
+            replies = None
             if need:
-                seeds = {c: client_seed(ctx.cfg.seed, TRAINING_STREAM, t, c) for c in need}
-                for reply in ctx.trainer.train(params, seeds, plan, group=f"{self.name}-{t}"):
+                seeds = {c: client_seed(ctx.cfg.seed, Stream.TRAINING, t, c) for c in need}
+                replies = ctx.trainer.train(params, seeds, plan, group=f"{self.name}-{t}")
+                for reply in replies:
                     g = flatten(reply.params) - current
                     estimates[reply.cid] = g
-                    buffers.setdefault(reply.cid, PairBuffer(cfg.buffer_size)).add(shift, stored[reply.cid] - g)
+                    buffers.setdefault(reply.cid, PairBuffer(p.buffer_size)).add(shift, stored[reply.cid] - g)
                 exact += len(need)
             used = sorted(estimates)
             weights = sample_weights([ctx.history.num_examples(t, c) for c in used])
             step = sum(w * estimates[c] for w, c in zip(weights, used, strict=True))
             params = {**params, **unflatten(current + step, params)}
-            accuracy, loss = ctx.evaluate(params)
-            outcome.rounds.add(self.name, index, last, accuracy, loss, time.perf_counter() - t0, used)
+            ctx.step(outcome.rounds, self.name, index, last, params, t0, used, replies, unit="round")
         outcome.params = params
         outcome.info = {
             "exact_updates": exact,

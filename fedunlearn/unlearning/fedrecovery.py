@@ -7,22 +7,37 @@ The paper's bound on the sensitivity Δ needs smoothness constants a simulation 
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
+
 import numpy as np
 
+from fedunlearn.config import Config, spec
 from fedunlearn.fl.params import flatten, sample_weights, unflatten
-from fedunlearn.unlearning.base import UnlearningContext, UnlearningMethod, UnlearningOutcome
+from fedunlearn.seeds import Stream, rng
+from fedunlearn.unlearning.base import UnlearningContext, UnlearningMethod, UnlearningOutcome, require_every_round
 from fedunlearn.unlearning.registry import register
 from fedunlearn.unlearning.residual import gaussian_sigma, round_residual, round_weights
 
-NOISE_STREAM = 5
+
+@dataclass
+class FedRecoveryParams:
+    epsilon: float = spec(gt=0.0)
+    beta: float = spec(gt=0.0, le=1.0)
+    sensitivity_scale: float = spec(ge=0.0)  # Δ = scale · ‖Σ_t p_t δ_t‖
 
 
 @register
-class FedRecovery(UnlearningMethod):
+class FedRecovery(UnlearningMethod[FedRecoveryParams]):
     name = "fedrecovery"
+    Params = FedRecoveryParams
+
+    def validate(self, cfg: Config) -> None:
+        require_every_round(cfg, self.name)
 
     def unlearn(self, ctx: UnlearningContext) -> UnlearningOutcome:
-        cfg = ctx.cfg.unlearning.fedrecovery
+        t0 = time.perf_counter()
+        p = self.params
         gone = set(ctx.forget)
         global_updates: list[np.ndarray] = []
         residuals: list[np.ndarray | None] = []
@@ -35,16 +50,15 @@ class FedRecovery(UnlearningMethod):
             global_updates.append(np.sum([w * u for w, u in zip(weights, updates, strict=True)], axis=0))
             forgotten = [c in gone for c in cids]
             residuals.append(round_residual(updates, weights, forgotten) if any(forgotten) else None)
-        p = round_weights(global_updates)
+        weights_t = round_weights(global_updates)
         trained = flatten(ctx.trained)
         correction = np.zeros_like(trained)
-        for pt, r in zip(p, residuals, strict=True):
+        for pt, r in zip(weights_t, residuals, strict=True):
             if r is not None:
                 correction += pt * r
-        sigma = gaussian_sigma(cfg.sensitivity_scale * float(np.linalg.norm(correction)), cfg.epsilon, cfg.beta)
-        noise = np.random.default_rng([ctx.cfg.seed, NOISE_STREAM]).normal(0.0, sigma, trained.size)
+        sigma = gaussian_sigma(p.sensitivity_scale * float(np.linalg.norm(correction)), p.epsilon, p.beta)
+        noise = rng(ctx.cfg.seed, Stream.NOISE).normal(0.0, sigma, trained.size)
         params = {**ctx.trained, **unflatten(trained - correction + noise, ctx.trained)}
-        accuracy, loss = ctx.evaluate(params)
         outcome = UnlearningOutcome(params, info={"sigma": sigma, "correction_norm": float(np.linalg.norm(correction))})
-        outcome.rounds.add(self.name, 1, 1, accuracy, loss, 0.0, [])
+        ctx.step(outcome.rounds, self.name, 1, 1, params, t0, [])
         return outcome

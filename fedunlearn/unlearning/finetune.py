@@ -1,20 +1,24 @@
-"""Finetune (naive baseline): keep training the trained model for N rounds without the forgotten clients."""
+"""Naive baseline: more FL rounds from the trained model without the forgotten clients."""
 
 from __future__ import annotations
 
-from fedunlearn.fl.training import replay_rounds
+from dataclasses import dataclass
+
+from fedunlearn.config import spec
 from fedunlearn.unlearning.base import UnlearningContext, UnlearningMethod, UnlearningOutcome
 from fedunlearn.unlearning.registry import register
 
-FINETUNE_STREAM = 4
+
+@dataclass
+class FinetuneParams:
+    rounds: int = spec(ge=1)
 
 
 @register
-class Finetune(UnlearningMethod):
+class Finetune(UnlearningMethod[FinetuneParams]):
     name = "finetune"
+    Params = FinetuneParams
 
     def unlearn(self, ctx: UnlearningContext) -> UnlearningOutcome:
-        cfg = ctx.cfg
-        schedule = ctx.new_rounds(FINETUNE_STREAM, max(ctx.history.rounds()) + 1, cfg.unlearning.finetune.rounds)
-        params, log = replay_rounds(ctx.trainer, ctx.trained, schedule, ctx.plan(), cfg.seed, ctx.evaluate, self.name)
+        params, log = ctx.recover(ctx.trained, self.params.rounds, self.name)
         return UnlearningOutcome(params, log)

@@ -2,28 +2,37 @@
 reference model (the mean of the other clients' last local models), then a few FL rounds without them.
 
 The ascent runs where the leaving clients' data are: here on the server with their data, counted as
-client-epochs of the leaving clients.
+client-epochs (and model bytes) of the leaving clients.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
+from fedunlearn.config import spec
 from fedunlearn.evaluation import metrics
-from fedunlearn.fl.local_training import predict_logits
 from fedunlearn.fl.params import Params, add, flatten, get_params, set_params, weighted_sum
-from fedunlearn.fl.training import replay_rounds
+from fedunlearn.fl.task import predict_logits
 from fedunlearn.models import build_model
+from fedunlearn.seeds import Stream, torch_seed
 from fedunlearn.unlearning.base import UnlearningContext, UnlearningMethod, UnlearningOutcome
 from fedunlearn.unlearning.registry import register
 
-ASCENT_STREAM = 7
-POST_STREAM = 8
-POST_ROUND_OFFSET = 10_000  # seeds of post-training rounds differ from training's
+
+@dataclass
+class PGAParams:
+    epochs: int = spec(ge=1)
+    lr: float = spec(gt=0.0)
+    clip: float = spec(gt=0.0)
+    radius_fraction: float = spec(gt=0.0)
+    random_models: int = spec(ge=1)
+    stop_accuracy: float = spec(ge=0.0)
+    post_rounds: int = spec(ge=0)
 
 
 def project_to_ball(w: np.ndarray, center: np.ndarray, radius: float) -> np.ndarray:
@@ -45,11 +54,12 @@ def _project_model(model: nn.Module, center: dict[str, torch.Tensor], radius: fl
 
 
 @register
-class PGA(UnlearningMethod):
+class PGA(UnlearningMethod[PGAParams]):
     name = "pga"
+    Params = PGAParams
 
     def unlearn(self, ctx: UnlearningContext) -> UnlearningOutcome:
-        cfg, data = ctx.cfg.unlearning.pga, ctx.require_data()
+        p, data = self.params, ctx.data
         gone = set(ctx.forget)
         with_them = [t for t in ctx.history.rounds_stored() if gone & set(ctx.history.participants(t))]
         if not with_them:
@@ -69,19 +79,19 @@ class PGA(UnlearningMethod):
             np.linalg.norm(
                 flatten(get_params(build_model(ctx.cfg.model, data.input_shape, data.num_classes, s))) - ref_vec
             )
-            for s in range(ctx.cfg.seed + 1, ctx.cfg.seed + 1 + cfg.random_models)
+            for s in range(ctx.cfg.seed + 1, ctx.cfg.seed + 1 + p.random_models)
         ]
-        radius = cfg.radius_fraction * float(np.mean(distances))
+        radius = p.radius_fraction * float(np.mean(distances))
         set_params(model, reference)
-        center = {n: p.detach().clone() for n, p in model.named_parameters()}
+        center = {n: q.detach().clone() for n, q in model.named_parameters()}
         forgotten = data.clients(sorted(gone))
         x, y = torch.from_numpy(forgotten.x), torch.from_numpy(forgotten.y)
-        optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr)
+        optimizer = torch.optim.SGD(model.parameters(), lr=p.lr)
         loss_fn = nn.CrossEntropyLoss()
-        generator = torch.Generator().manual_seed(ctx.cfg.seed * 1000 + ASCENT_STREAM)
+        generator = torch.Generator().manual_seed(torch_seed(ctx.cfg.seed, Stream.PGA_ASCENT))
         outcome = UnlearningOutcome(reference, info={"reference_round": last, "radius": radius})
         epochs_run, steps, stopped = 0, 0, False
-        for epoch in range(1, cfg.epochs + 1):
+        for epoch in range(1, p.epochs + 1):
             t0 = time.perf_counter()
             order = torch.randperm(len(y), generator=generator)
             for i in range(0, len(y), ctx.cfg.fl.batch_size):
@@ -89,28 +99,22 @@ class PGA(UnlearningMethod):
                 idx = order[i : i + ctx.cfg.fl.batch_size]
                 optimizer.zero_grad(set_to_none=True)
                 (-loss_fn(model(x[idx]), y[idx])).backward()
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+                nn.utils.clip_grad_norm_(model.parameters(), p.clip)
                 optimizer.step()
                 _project_model(model, center, radius)
                 steps += 1
-                # checked after every step, as in the authors' code: one epoch of ascent can wreck the model
                 own = metrics.accuracy(predict_logits(model, forgotten.x), forgotten.y)
-                if own is not None and own < cfg.stop_accuracy:
+                if own is not None and own < p.stop_accuracy:
                     stopped = True
                     break
             epochs_run = epoch
             outcome.params = get_params(model)
-            accuracy, loss = ctx.evaluate(outcome.params)
-            outcome.rounds.add(f"{self.name}-ascent", epoch, cfg.epochs, accuracy, loss, time.perf_counter() - t0, [])
+            ctx.step(outcome.rounds, f"{self.name}-ascent", epoch, p.epochs, outcome.params, t0, [], unit="epoch")
             if stopped:
                 break
-        outcome.extra_client_epochs = epochs_run * len(gone)
+        ctx.charge_clients(sorted(gone), epochs_run * len(gone), outcome.params)
         outcome.info.update({"ascent_epochs": epochs_run, "ascent_steps": steps, "stopped_early": stopped})
-        if cfg.post_rounds:
-            first = POST_ROUND_OFFSET + max(ctx.history.rounds()) + 1
-            schedule = ctx.new_rounds(POST_STREAM, first, cfg.post_rounds)
-            outcome.params, post = replay_rounds(
-                ctx.trainer, outcome.params, schedule, ctx.plan(), ctx.cfg.seed, ctx.evaluate, f"{self.name}-post"
-            )
-            outcome.rounds.records.extend(post.records)
+        if p.post_rounds:
+            outcome.params, post = ctx.recover(outcome.params, p.post_rounds, f"{self.name}-post")
+            outcome.rounds.extend(post)
         return outcome

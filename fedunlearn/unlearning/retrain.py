@@ -2,25 +2,26 @@
 
 from __future__ import annotations
 
-from fedunlearn.fl.training import replay_rounds
+from dataclasses import dataclass
+
+from fedunlearn.fl.fedavg import replay_rounds
 from fedunlearn.unlearning.base import UnlearningContext, UnlearningMethod, UnlearningOutcome
 from fedunlearn.unlearning.registry import register
 
 
+@dataclass
+class RetrainParams:
+    """No parameters: retraining repeats training's own."""
+
+
 @register
-class Retrain(UnlearningMethod):
+class Retrain(UnlearningMethod[RetrainParams]):
     name = "retrain"
+    Params = RetrainParams
 
     def unlearn(self, ctx: UnlearningContext) -> UnlearningOutcome:
         rounds = ctx.history.rounds()
         schedule = [(t, ctx.remaining(t)) for t in rounds]
-        params, log = replay_rounds(
-            ctx.trainer,
-            ctx.history.global_model(rounds[0]),
-            schedule,
-            ctx.plan(),
-            ctx.cfg.seed,
-            ctx.evaluate,
-            self.name,
-        )
+        start = ctx.history.global_model(rounds[0])
+        params, log = replay_rounds(ctx.trainer, start, schedule, ctx.plan(), ctx.cfg.seed, ctx.evaluate, self.name)
         return UnlearningOutcome(params, log)

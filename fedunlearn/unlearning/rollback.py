@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from fedunlearn.fl.training import replay_rounds
+from dataclasses import dataclass
+
+from fedunlearn.fl.fedavg import replay_rounds
 from fedunlearn.unlearning.base import UnlearningContext, UnlearningMethod, UnlearningOutcome
 from fedunlearn.unlearning.registry import register
 
 
+@dataclass
+class RollbackParams:
+    """No parameters."""
+
+
 @register
-class Rollback(UnlearningMethod):
+class Rollback(UnlearningMethod[RollbackParams]):
     name = "rollback"
+    Params = RollbackParams
 
     def unlearn(self, ctx: UnlearningContext) -> UnlearningOutcome:
         first = ctx.history.first_round_of(ctx.forget)

@@ -15,13 +15,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from fedunlearn.checkpoint import file_sha256
 from fedunlearn.config import Config
+from fedunlearn.evaluation import Metrics
+from fedunlearn.evaluation.catalog import EVIDENCE
+from fedunlearn.experiment.checkpoint import file_sha256
 from fedunlearn.history import HistoryStore
 from fedunlearn.history.store import HistoryCorruptError
 from fedunlearn.history.writer import atomic_write
-
-EVIDENCE = ("test_accuracy", "forgotten_accuracy", "backdoor_asr", "mia_auc", "l2_to_retrain", "js_to_retrain")
+from fedunlearn.reporting.results import MethodResult
 
 
 def _file(run_dir: Path, path: Path) -> dict[str, str]:
@@ -31,28 +32,29 @@ def _file(run_dir: Path, path: Path) -> dict[str, str]:
 def write_certificate(
     run_dir: Path,
     request: int,
+    after_round: int,
     cfg: Config,
     manifest: Path,
     model_before: Path,
-    evidence_before: dict[str, Any],
-    methods: dict[str, tuple[dict[str, Any], Path]],
+    evidence_before: Metrics,
+    methods: dict[str, tuple[MethodResult, Path]],
 ) -> Path:
-    """Write ``certificate-<request>.json``; ``methods`` maps each method to (its results.json entry, its
-    unlearned model file)."""
+    """Write ``certificate-<request>.json``; ``methods`` maps each method to (its result, its unlearned model file)."""
     entries: dict[str, Any] = {}
-    for name, (entry, model_after) in methods.items():
+    for name, (result, model_after) in methods.items():
         entries[name] = {
             "parameters": dataclasses.asdict(getattr(cfg.unlearning, name)),
-            "wall_s": entry["wall_s"],
-            "client_epochs": entry["client_epochs"],
+            "wall_s": result.wall_s,
+            "client_epochs": result.client_epochs,
+            "bytes": dataclasses.asdict(result.bytes),
             "model_after": _file(run_dir, model_after),
-            "evidence": {k: entry["metrics"].get(k) for k in EVIDENCE},
+            "evidence": {k: result.metrics.get(k) for k in EVIDENCE},
         }
     first = next(iter(methods.values()))[0]
     certificate = {
         "request": request,
-        "clients": first["clients"],
-        "after_round": first.get("after_round", cfg.fl.num_rounds),
+        "clients": first.clients,
+        "after_round": after_round,
         "issued_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "seed": cfg.seed,
         "history": _file(run_dir, manifest),

@@ -1,0 +1,142 @@
+"""How the server asks clients to train: one protocol, what a round's replies hold, and what they cost.
+
+Unlearning methods and the training loop receive a ``ClientTrainer``; in a run it is the Flower federation
+(``server_app.FlowerTrainer``: real messages to ClientApps on Ray), in unit tests the in-process
+``LocalTrainer``. Both apply the same failure policy: simulated dropouts are left out of the round, a ClientApp
+that raises is a failure that stops the run unless ``fl.max_client_failures`` tolerates it.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import torch
+
+from fedunlearn.fl.params import Params, nbytes
+from fedunlearn.fl.task import ClientUpdate, TaskConfig, TrainPlan, drops_out, run_client
+
+
+@dataclass(frozen=True)
+class ClientFailure:
+    """A ClientApp that raised: its one-line error, and the traceback for the log file."""
+
+    cid: int
+    error: str
+    detail: str = ""
+
+
+class ClientCrashed(RuntimeError):
+    """More ClientApps raised in one round than ``fl.max_client_failures`` allows."""
+
+    def __init__(self, group: str, failure: ClientFailure, tolerated: int) -> None:
+        tag, _, round_ = group.rpartition("-")
+        where = f"round {round_} of {tag}" if round_.isdigit() else group
+        more = f" (fl.max_client_failures={tolerated} tolerated)" if tolerated else ""
+        super().__init__(f"client {failure.cid} failed in {where}{more}: {failure.error}")
+        self.failure = failure
+
+
+class Replies(list[ClientUpdate]):
+    """The updates of the clients that replied (sorted by id), and who did not: simulated dropouts and
+    tolerated ClientApp failures."""
+
+    def __init__(
+        self,
+        updates: Iterable[ClientUpdate] = (),
+        dropped: Iterable[int] = (),
+        failures: Iterable[ClientFailure] = (),
+    ) -> None:
+        super().__init__(sorted(updates, key=lambda u: u.cid))
+        self.dropped = sorted(dropped)
+        self.failures = sorted(failures, key=lambda f: f.cid)
+
+
+def settle(group: str, replies: Replies, max_failures: int) -> Replies:
+    """``replies``, or ClientCrashed when more clients failed than tolerated."""
+    if len(replies.failures) > max_failures:
+        raise ClientCrashed(group, replies.failures[0], max_failures)
+    return replies
+
+
+class ClientTrainer(Protocol):
+    def train(self, params: Params, seeds: Mapping[int, int], plan: TrainPlan, group: str) -> Replies:
+        """Train ``params`` on each client in ``seeds`` (client id → shuffling seed); ``group`` names the round
+        (``<phase>-<round>``) in logs and errors."""
+        ...
+
+
+class LocalTrainer:
+    """The ClientApp's training, in this process: for unit tests and quick experiments without Ray."""
+
+    def __init__(self, task: TaskConfig, max_failures: int = 0) -> None:
+        self.task = task
+        self.max_failures = max_failures
+
+    def train(self, params: Params, seeds: Mapping[int, int], plan: TrainPlan, group: str) -> Replies:
+        updates, dropped, failures = [], [], []
+        for cid, seed in sorted(seeds.items()):
+            if drops_out(seed, self.task.dropout_rate):
+                dropped.append(cid)
+                continue
+            try:
+                updates.append(run_client(self.task, cid, params, plan, seed, torch.device("cpu")))
+            except Exception as err:  # a client's crash is reported like the ClientApp reports it
+                failures.append(ClientFailure(cid, f"{type(err).__name__}: {err}", traceback.format_exc()))
+        return settle(group, Replies(updates, dropped, failures), self.max_failures)
+
+
+@dataclass
+class Cost:
+    """What the server asked of the clients: federated rounds, client replies, epochs of local SGD, and the
+    model bytes sent each way."""
+
+    rounds: int = 0
+    client_updates: int = 0
+    client_epochs: float = 0.0
+    bytes_to_clients: int = 0
+    bytes_from_clients: int = 0
+
+    def __sub__(self, other: Cost) -> Cost:
+        return Cost(
+            self.rounds - other.rounds,
+            self.client_updates - other.client_updates,
+            self.client_epochs - other.client_epochs,
+            self.bytes_to_clients - other.bytes_to_clients,
+            self.bytes_from_clients - other.bytes_from_clients,
+        )
+
+    def __add__(self, other: Cost) -> Cost:
+        return Cost(
+            self.rounds + other.rounds,
+            self.client_updates + other.client_updates,
+            self.client_epochs + other.client_epochs,
+            self.bytes_to_clients + other.bytes_to_clients,
+            self.bytes_from_clients + other.bytes_from_clients,
+        )
+
+
+@dataclass
+class CostMeter:
+    """Wraps a trainer and counts what it spent (``cost``)."""
+
+    inner: ClientTrainer
+    cost: Cost = field(default_factory=Cost)
+
+    def train(self, params: Params, seeds: Mapping[int, int], plan: TrainPlan, group: str) -> Replies:
+        replies = self.inner.train(params, seeds, plan, group)
+        self.cost.rounds += 1
+        self.cost.client_updates += len(replies)
+        self.cost.client_epochs += sum(u.epochs for u in replies)
+        self.cost.bytes_to_clients += len(seeds) * nbytes(params)
+        self.cost.bytes_from_clients += sum(nbytes(u.params) for u in replies)
+        return replies
+
+    def charge(self, epochs: float = 0.0, to_clients: int = 0, from_clients: int = 0) -> None:
+        """Client work done outside ``train`` (e.g. a leaving client's local step computed by the server on its
+        behalf): its epochs and the model bytes the real exchange would send."""
+        self.cost.client_epochs += epochs
+        self.cost.bytes_to_clients += to_clients
+        self.cost.bytes_from_clients += from_clients

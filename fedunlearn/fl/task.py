@@ -1,0 +1,130 @@
+"""What a client does in a round — the model's local training and evaluation — shared by the ClientApp
+(``client_app.py``) and the in-process federation (``federation.LocalTrainer``).
+
+``run_client`` is the one place where a client trains in a round.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from fedunlearn.config import Config, ModelConfig
+from fedunlearn.data import ArrayDataset, DataRecipe, FederatedData, federated_data
+from fedunlearn.fl.params import Params, get_params, set_params
+from fedunlearn.models import build_model
+from fedunlearn.seeds import Stream, rng
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    """What a client needs to train: its data's recipe, the model and the simulated dropout rate."""
+
+    data: DataRecipe
+    model: ModelConfig
+    dropout_rate: float
+    threads: int
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> TaskConfig:
+        return cls(
+            DataRecipe.from_config(cfg), cfg.model, cfg.fl.dropout_rate, max(1, int(cfg.ray.num_cpus_per_client))
+        )
+
+    def federation(self) -> FederatedData:
+        """The federation's data (built once per process, from the recipe)."""
+        return federated_data(self.data)
+
+    def model_for(self, data: FederatedData) -> nn.Module:
+        return build_model(self.model, data.input_shape, data.num_classes, self.data.seed)
+
+
+@dataclass(frozen=True)
+class TrainPlan:
+    """Local training of one round: ``epochs`` may be fractional (a share of one epoch's SGD steps)."""
+
+    epochs: float
+    lr: float
+    batch_size: int
+    momentum: float
+
+    @classmethod
+    def from_config(cls, cfg: Config, epochs: float | None = None) -> TrainPlan:
+        return cls(cfg.fl.local_epochs if epochs is None else epochs, cfg.fl.lr, cfg.fl.batch_size, cfg.fl.momentum)
+
+
+@dataclass(frozen=True)
+class ClientUpdate:
+    """A client's model after local training, identified by its stable client id."""
+
+    cid: int
+    params: Params
+    num_examples: int
+    epochs: float  # epochs of local SGD done (steps / steps per epoch)
+    loss: float
+
+
+def sgd_steps(num_examples: int, batch_size: int, epochs: float) -> int:
+    """SGD steps for ``epochs`` passes over ``num_examples`` samples (at least one step)."""
+    return max(1, round(epochs * math.ceil(num_examples / batch_size)))
+
+
+def train_local(
+    model: nn.Module, data: ArrayDataset, plan: TrainPlan, seed: int, device: torch.device
+) -> tuple[float, float]:
+    """Minibatch SGD (reshuffled by ``seed`` each epoch) for ``plan.epochs``; (mean loss, epochs done)."""
+    if len(data) == 0:
+        raise ValueError("a client with no training samples cannot train")
+    model.to(device).train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=plan.lr, momentum=plan.momentum)
+    loss_fn = nn.CrossEntropyLoss()
+    x = torch.from_numpy(data.x).to(device)
+    y = torch.from_numpy(data.y).to(device)
+    generator = torch.Generator().manual_seed(seed)
+    per_epoch = math.ceil(len(data) / plan.batch_size)
+    steps = sgd_steps(len(data), plan.batch_size, plan.epochs)
+    total = 0.0
+    done = 0
+    while done < steps:
+        order = torch.randperm(len(data), generator=generator).to(device)
+        for start in range(0, len(data), plan.batch_size):
+            idx = order[start : start + plan.batch_size]
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(model(x[idx]), y[idx])
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach())
+            done += 1
+            if done == steps:
+                break
+    model.cpu()
+    return total / steps, steps / per_epoch
+
+
+def drops_out(seed: int, rate: float) -> bool:
+    """Whether the client given this round's ``seed`` fails: a pure function of the seed, so a replay
+    with the same seeds sees the same failures."""
+    return rate > 0.0 and float(rng(seed, Stream.DROPOUT).random()) < rate
+
+
+def run_client(
+    task: TaskConfig, cid: int, params: Params, plan: TrainPlan, seed: int, device: torch.device
+) -> ClientUpdate:
+    """Client ``cid`` trains ``params`` on its partition as ``plan`` says."""
+    data = task.federation()
+    model = task.model_for(data)
+    set_params(model, params)
+    loss, epochs = train_local(model, data.client(cid), plan, seed, device)
+    return ClientUpdate(cid, get_params(model), len(data.partitions[cid]), epochs, loss)
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+    """Logits (N × classes) for inputs ``x`` in evaluation mode, on the CPU."""
+    model.eval()
+    outs = [model(torch.from_numpy(x[i : i + batch_size])) for i in range(0, len(x), batch_size)]
+    return torch.cat(outs).numpy() if outs else np.zeros((0, 0), dtype=np.float32)

@@ -17,9 +17,9 @@ import tempfile
 from pathlib import Path
 
 from _measure import machine, run_fedunlearn, write_outputs
-from fedunlearn.fl.fedavg import training_schedule
 
 from fedunlearn.app import compose_config
+from fedunlearn.fl.fedavg import training_schedule
 
 SIZES = (10, 100, 1000)
 PER_ROUND = 10

@@ -67,6 +67,7 @@ def compose_config(overrides: list[str]) -> Config:
     """The validated config that ``fedunlearn <overrides>`` would run with (for tests, benchmarks, notebooks)."""
     from hydra import compose, initialize_config_module
 
+    register_configs()  # methods registered since import (e.g. a plugin imported by a notebook) join the schema
     with initialize_config_module("fedunlearn.conf", version_base="1.3"):
         return load_config(compose("config", overrides=overrides))
 

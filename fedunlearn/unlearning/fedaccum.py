@@ -17,11 +17,8 @@ class FedAccumParams:
     interval: int = spec(ge=1)  # replay every interval-th stored round
 
 
-@register
+@register("fedaccum")
 class FedAccum(UnlearningMethod[FedAccumParams]):
-    name = "fedaccum"
-    Params = FedAccumParams
-
     def validate(self, cfg: Config) -> None:
         require_stored(cfg, "unlearning.fedaccum.interval", self.params.interval)
 

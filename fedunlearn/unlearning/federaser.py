@@ -28,11 +28,8 @@ class FedEraserParams:
     granularity: str = spec(choices=GRANULARITIES)
 
 
-@register
+@register("federaser")
 class FedEraser(UnlearningMethod[FedEraserParams]):
-    name = "federaser"
-    Params = FedEraserParams
-
     def validate(self, cfg: Config) -> None:
         require_stored(cfg, "unlearning.federaser.interval", self.params.interval)
 

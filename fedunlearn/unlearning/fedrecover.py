@@ -50,11 +50,8 @@ class PairBuffer:
         return lbfgs_hvp(np.stack(self.s, axis=1), np.stack(self.y, axis=1), v)
 
 
-@register
+@register("fedrecover")
 class FedRecover(UnlearningMethod[FedRecoverParams]):
-    name = "fedrecover"
-    Params = FedRecoverParams
-
     def validate(self, cfg: Config) -> None:
         require_every_round(cfg, self.name)
         if self.params.warmup_rounds <= self.params.buffer_size:

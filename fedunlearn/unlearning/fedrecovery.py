@@ -27,11 +27,8 @@ class FedRecoveryParams:
     sensitivity_scale: float = spec(ge=0.0)  # Δ = scale · ‖Σ_t p_t δ_t‖
 
 
-@register
+@register("fedrecovery")
 class FedRecovery(UnlearningMethod[FedRecoveryParams]):
-    name = "fedrecovery"
-    Params = FedRecoveryParams
-
     def validate(self, cfg: Config) -> None:
         require_every_round(cfg, self.name)
 

@@ -14,11 +14,8 @@ class FinetuneParams:
     rounds: int = spec(ge=1)
 
 
-@register
+@register("finetune")
 class Finetune(UnlearningMethod[FinetuneParams]):
-    name = "finetune"
-    Params = FinetuneParams
-
     def unlearn(self, ctx: UnlearningContext) -> UnlearningOutcome:
         params, log = ctx.recover(ctx.trained, self.params.rounds, self.name)
         return UnlearningOutcome(params, log)

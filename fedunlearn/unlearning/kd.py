@@ -25,11 +25,8 @@ class KDParams:
     batch_size: int = spec(ge=1)
 
 
-@register
+@register("kd")
 class KnowledgeDistillation(UnlearningMethod[KDParams]):
-    name = "kd"
-    Params = KDParams
-
     def validate(self, cfg: Config) -> None:
         require_every_round(cfg, self.name)
         if cfg.dataset.server_samples < 1:

@@ -53,11 +53,8 @@ def _project_model(model: nn.Module, center: dict[str, torch.Tensor], radius: fl
                 params[n].copy_(center[n] + (params[n] - center[n]) * (radius / norm))
 
 
-@register
+@register("pga")
 class PGA(UnlearningMethod[PGAParams]):
-    name = "pga"
-    Params = PGAParams
-
     def unlearn(self, ctx: UnlearningContext) -> UnlearningOutcome:
         p, data = self.params, ctx.data
         gone = set(ctx.forget)

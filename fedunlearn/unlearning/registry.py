@@ -14,8 +14,9 @@ import importlib.metadata
 import importlib.resources
 import os
 import pkgutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, get_args
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -27,14 +28,24 @@ PLUGINS_ENV = "FEDUNLEARN_PLUGINS"
 ENTRY_POINTS = "fedunlearn.methods"
 
 
-def register(cls: type[UnlearningMethod[Any]]) -> type[UnlearningMethod[Any]]:
-    """Class decorator: make ``cls`` available as ``unlearning.methods=[<cls.name>]``."""
-    if cls.name in _METHODS and _METHODS[cls.name] is not cls:
-        raise ValueError(f"unlearning method {cls.name!r} registered twice")
-    if not dataclasses.is_dataclass(cls.Params):
-        raise TypeError(f"{cls.__name__}.Params must be a dataclass")
-    _METHODS[cls.name] = cls
-    return cls
+M = TypeVar("M", bound=type[UnlearningMethod[Any]])
+
+
+def register(name: str) -> Callable[[M], M]:
+    """Class decorator: make the method available as ``unlearning.methods=[<name>]``; its parameters are the
+    dataclass it is generic in (``class X(UnlearningMethod[XParams])``)."""
+
+    def decorate(cls: M) -> M:
+        params = next((get_args(b)[0] for b in getattr(cls, "__orig_bases__", ()) if get_args(b)), None)
+        if not (isinstance(params, type) and dataclasses.is_dataclass(params)):
+            raise TypeError(f"{cls.__name__} must subclass UnlearningMethod[<a dataclass of its parameters>]")
+        if name in _METHODS and _METHODS[name].__qualname__ != cls.__qualname__:
+            raise ValueError(f"unlearning method {name!r} registered twice")
+        cls.name, cls.Params = name, params
+        _METHODS[name] = cls
+        return cls
+
+    return decorate
 
 
 def registered() -> tuple[str, ...]:

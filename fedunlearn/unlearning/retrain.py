@@ -14,11 +14,8 @@ class RetrainParams:
     """No parameters: retraining repeats training's own."""
 
 
-@register
+@register("retrain")
 class Retrain(UnlearningMethod[RetrainParams]):
-    name = "retrain"
-    Params = RetrainParams
-
     def unlearn(self, ctx: UnlearningContext) -> UnlearningOutcome:
         rounds = ctx.history.rounds()
         schedule = [(t, ctx.remaining(t)) for t in rounds]

@@ -14,11 +14,8 @@ class RollbackParams:
     """No parameters."""
 
 
-@register
+@register("rollback")
 class Rollback(UnlearningMethod[RollbackParams]):
-    name = "rollback"
-    Params = RollbackParams
-
     def unlearn(self, ctx: UnlearningContext) -> UnlearningOutcome:
         first = ctx.history.first_round_of(ctx.forget)
         if first is None:  # the forgotten clients never contributed: the model is already exact

@@ -1,6 +1,6 @@
 """``python -m fedunlearn``: the same Hydra app as the ``fedunlearn`` command."""
 
-from fedunlearn.app import main
+from fedunlearn.app import cli
 
 if __name__ == "__main__":
-    main()
+    cli()

@@ -59,8 +59,22 @@ def load_config(dcfg: DictConfig) -> Config:
     except OmegaConfBaseException as err:
         key = getattr(err, "full_key", None) or "config"
         raise ConfigError(str(key), str(err).splitlines()[0]) from None
+    _no_unknown_keys(dcfg, cfg)
     validate(cfg, registered(), _method_rule)
     return cfg
+
+
+def _no_unknown_keys(node: Any, typed: Any, prefix: str = "") -> None:
+    """A key added with ``+key=value`` that the schema does not have is an error, not silently dropped."""
+    import dataclasses
+
+    if not isinstance(node, DictConfig) or not dataclasses.is_dataclass(typed):
+        return
+    fields = {f.name for f in dataclasses.fields(typed)}
+    for key in map(str, node):
+        if key not in fields and key != "hydra":
+            raise ConfigError(f"{prefix}{key}", "no such key (`fedunlearn --cfg job` prints every key)")
+        _no_unknown_keys(node[key], getattr(typed, key), f"{prefix}{key}.")
 
 
 def compose_config(overrides: list[str]) -> Config:
@@ -82,12 +96,17 @@ def _log_file() -> Path | None:
     return None
 
 
-def _to_file_only(*names: str) -> None:
-    """Send these loggers to the run's log file only (Flower and Ray talk at length; the console stays readable)."""
-    files = [h for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]
+def to_file_only(*names: str) -> None:
+    """Send these loggers to the run's log file only (Flower and Ray talk at length; the console stays readable).
+    Each gets a handler of its own: Ray re-formats the handlers of its logger."""
+    path = _log_file()
     for name in names:
         logger = logging.getLogger(name)
-        logger.handlers = list(files)
+        logger.handlers = []
+        if path is not None:
+            handler = logging.FileHandler(path)
+            handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
+            logger.addHandler(handler)
         logger.propagate = False
         logger.setLevel(logging.INFO if name == "fedunlearn.trace" else logging.WARNING)
 
@@ -172,7 +191,7 @@ def _run_dir() -> Path:
 @hydra.main(version_base="1.3", config_path="pkg://fedunlearn.conf", config_name="config")
 def main(dcfg: DictConfig) -> None:
     run_dir = _run_dir()
-    _to_file_only("flwr", "ray", "alembic", "fedunlearn.trace")
+    to_file_only("fedunlearn.trace", "alembic")
     logging.getLogger("matplotlib").setLevel(logging.WARNING)
 
     def run() -> None:
@@ -196,6 +215,7 @@ def execute(cfg: Config, dcfg: DictConfig, run_dir: Path) -> None:
     from fedunlearn.fl.task import TaskConfig
     from fedunlearn.reporting.report import report
 
+    to_file_only("flwr", "ray")  # after Flower's import, which gives its logger a console handler
     sim = simulate(
         cfg.ray,
         cfg.fl.num_clients,
@@ -214,5 +234,53 @@ def execute(cfg: Config, dcfg: DictConfig, run_dir: Path) -> None:
     report(run_dir, dataclasses.replace(sim.result, config=config, placement=placement))
 
 
-if __name__ == "__main__":
+# -- the command line ---------------------------------------------------------------------------------
+
+HYDRA_FLAGS = ("-m", "--multirun", "-c", "--cfg", "-h", "--help", "--hydra-help", "-i", "--info", "--version",
+               "-sc", "--shell-completion", "-p", "--package", "-cp", "--config-path", "-cn", "--config-name",
+               "-cd", "--config-dir", "--experimental-rerun")  # fmt: skip
+
+
+def hydra_error(err: Exception, overrides: list[str]) -> ConfigError:
+    """One ConfigError, naming the key, for an error Hydra raised while composing the config."""
+    import re
+
+    cause = err.__cause__
+    key = getattr(cause, "full_key", None)
+    if key and type(cause).__name__ == "ConfigAttributeError":
+        return ConfigError(str(key), "no such key (`fedunlearn --cfg job` prints every key)")
+    if key:
+        return ConfigError(str(key), _one_line(cause) if cause is not None else _one_line(err))
+    text = str(err)
+    missing = re.search(r"Could not find '([^']+)/([^']+)'", text)
+    if missing:
+        group, option = missing.groups()
+        available = re.search(rf"Available options in '{re.escape(group)}':\n(.*?)(\n\S|\Z)", text, re.S)
+        options = ", ".join(available.group(1).split()) if available else "see conf/" + group
+        return ConfigError(group, f"no option {option!r}; available: {options}")
+    culprit = next((o for o in overrides if o in text or o.split("=")[0] in text), overrides[0] if overrides else "")
+    return ConfigError(culprit.split("=")[0].lstrip("+~") or "overrides", _one_line(err))
+
+
+def check_overrides(overrides: list[str]) -> None:
+    """Compose the config as Hydra will, so that a bad override is one line naming its key (not Hydra's page)."""
+    from hydra import compose, initialize_config_module
+    from hydra.errors import HydraException
+
+    try:
+        with initialize_config_module("fedunlearn.conf", version_base="1.3"):
+            compose("config", overrides=overrides)
+    except HydraException as err:
+        fail(f"invalid config: {hydra_error(err, overrides)}", EXIT_CONFIG)
+
+
+def cli() -> None:
+    """``fedunlearn``: the Hydra app, its overrides checked first (sweeps and Hydra's own flags go straight in)."""
+    args = sys.argv[1:]
+    if not any(a.split("=")[0] in HYDRA_FLAGS for a in args):
+        check_overrides(args)
     main()
+
+
+if __name__ == "__main__":
+    cli()

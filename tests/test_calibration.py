@@ -45,3 +45,15 @@ def test_calibrated_step_layer_granularity() -> None:
     np.testing.assert_allclose(step["b"], [-1.0])
     with pytest.raises(ValueError):
         calibrated_step(old, new, [0.5, 0.5], "model")
+
+
+def test_layer_granularity_weights_clients_equally_or_by_samples() -> None:
+    old = [v(3.0, 0.0, 1.0), v(0.0, 0.0, 1.0)]
+    new = [v(1.0, 0.0, 1.0), v(0.0, 2.0, 1.0)]
+    # equal weights (the authors' code): mean old a = [1.5, 0] (norm 1.5), mean new a = [0.5, 1] → 1.5·[.5, 1]/√1.25
+    equal = calibrated_step(old, new, [0.75, 0.25], "layer", "equal")
+    np.testing.assert_allclose(equal["a"], 1.5 * np.array([0.5, 1.0]) / np.sqrt(1.25), rtol=1e-6)
+    # sample weights .75/.25: mean old a = [2.25, 0], mean new a = [.75, .5] → 2.25·[.75, .5]/√.8125
+    samples = calibrated_step(old, new, [0.75, 0.25], "layer", "samples")
+    np.testing.assert_allclose(samples["a"], 2.25 * np.array([0.75, 0.5]) / np.sqrt(0.8125), rtol=1e-6)
+    np.testing.assert_allclose(equal["b"], [1.0]) and np.testing.assert_allclose(samples["b"], [1.0])

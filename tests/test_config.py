@@ -53,8 +53,8 @@ def test_forgetting_everyone_is_refused() -> None:
     [
         ("fl.num_clients=0", "fl.num_clients: must be >= 1, got 0"),
         ("fl.fraction_train=1.5", "fl.fraction_train: must be in (0.0, 1.0], got 1.5"),
-        ("dataset=imagenet", "Could not find 'dataset/imagenet'"),
-        ("fl.no_such_key=1", "Key 'no_such_key' not in 'FLConfig'"),
+        ("dataset=imagenet", "dataset: no option 'imagenet'; available: cifar10, digits, fashion_mnist, mnist"),
+        ("fl.no_such_key=1", "fl.no_such_key: no such key"),
         ("fl.num_rounds=abc", "fl.num_rounds"),
     ],
 )

@@ -53,7 +53,7 @@ def test_exact_methods_agree_and_costs_are_counted(all_results: dict[str, Any]) 
     assert u["fedaccum"]["client_epochs"] == 0 and u["fedrecovery"]["client_epochs"] == 0
     assert u["kd"]["client_epochs"] == 0
     assert u["finetune"]["client_epochs"] == 5 * 3 * 2
-    assert u["pga"]["client_epochs"] == u["pga"]["info"]["ascent_epochs"] + 1 * 3 * 2
+    assert u["pga"]["client_epochs"] == pytest.approx(u["pga"]["info"]["ascent_epochs"] + 1 * 3 * 2)
 
 
 def test_reports_and_aggregate(all_results: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -78,16 +78,28 @@ def test_reports_and_aggregate(all_results: dict[str, Any], tmp_path: Path, caps
     assert report_main([str(tmp_path / "nowhere")]) == 2
 
 
-@pytest.mark.parametrize(("stop_accuracy", "steps", "stopped"), [(1.01, 1, True), (0.0, 5 * 5, False)])
+@pytest.mark.parametrize(
+    ("rule", "threshold", "steps", "stopped"),
+    [
+        ("accuracy", 1.01, 1, True),
+        ("accuracy", 0.0, 5, False),
+        ("distance", 1e-9, 1, True),
+        ("distance", 1e9, 5, False),
+    ],
+)
 def test_pga_checks_its_stop_after_every_ascent_step(
-    tmp_path: Path, stop_accuracy: float, steps: int, stopped: bool
+    tmp_path: Path, rule: str, threshold: float, steps: int, stopped: bool
 ) -> None:
     from tests.conftest import TINY, make_config
 
-    # client 1 holds 80 samples: 5 batches of 16 per ascent epoch, at most 5 epochs
+    # client 1 holds 80 samples: one batch of 128 per ascent epoch, at most 5 epochs
+    key = "stop_accuracy" if rule == "accuracy" else "distance_threshold"
     cfg = make_config(
-        *TINY, "forget.clients=[1]", "unlearning.methods=[pga]", f"unlearning.pga.stop_accuracy={stop_accuracy}"
-    )
-    info = run_in_process(cfg, tmp_path)["unlearning"]["pga"]["info"]
+        *TINY, "forget.clients=[1]", "unlearning.methods=[pga]", f"unlearning.pga.stop={rule}",
+        f"unlearning.pga.{key}={threshold}",
+    )  # fmt: skip
+    entry = run_in_process(cfg, tmp_path)["unlearning"]["pga"]
+    info = entry["info"]
     assert (info["ascent_steps"], info["stopped_early"]) == (steps, stopped)
-    assert info["ascent_epochs"] == (1 if stopped else 5)
+    assert info["ascent_epochs"] == steps
+    assert entry["stop"] == {"rule": rule if stopped else "epochs", "after": steps}

@@ -52,8 +52,8 @@ def copy_run(src: Path, dst: Path) -> Path:
         (["fl.dropout_rate=1.0"], 2, "fl.dropout_rate: must be in [0.0, 1.0), got 1.0"),
         (["fl.lr=-0.1"], 2, "fl.lr: must be in (0.0, inf], got -0.1"),
         (["history.dtype=int8"], 2, "history.dtype: unknown value 'int8'; allowed: float32, float16"),
-        # type errors are caught by Hydra while composing: its message names the key, exit code 1
-        (["resume=maybe"], 1, "Value 'maybe' is not a valid bool (type str)\n    full_key: resume"),
+        # type errors are caught while Hydra composes: the same one line naming the key
+        (["resume=maybe"], 2, "resume: Value 'maybe' is not a valid bool (type str)"),
     ],
 )  # fmt: skip
 def test_bad_config_fails_at_start(tmp_path: Path, overrides: list[str], exit_code: int, message: str) -> None:
@@ -116,6 +116,8 @@ def test_certificate_records_the_request_and_verifies(finished_run, tmp_path: Pa
         "calibration_ratio": 0.5,
         "interval": 2,
         "granularity": "client",
+        "layer_weights": "equal",
+        "alignment": "start",
     }
     assert (
         cert["methods"]["federaser"]["evidence"]["backdoor_asr"]

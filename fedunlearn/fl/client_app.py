@@ -98,7 +98,7 @@ def make_client_app(task: TaskConfig) -> ClientApp:
         device = _device()
         try:
             params = record_to_params(msg.content.array_records["arrays"])
-            update = run_client(task, cid, params, plan, seed, device)
+            update = run_client(task, cid, params, plan, seed, device, msg.metadata.group_id)
         except Exception as err:  # reported to the server, which applies fl.max_client_failures
             reason = f"{type(err).__name__}: {err}".splitlines()[0] + "\n" + traceback.format_exc()
             return Message(Error(FAILED, reason), reply_to=msg)

@@ -82,7 +82,7 @@ class LocalTrainer:
                 dropped.append(cid)
                 continue
             try:
-                updates.append(run_client(self.task, cid, params, plan, seed, torch.device("cpu")))
+                updates.append(run_client(self.task, cid, params, plan, seed, torch.device("cpu"), group))
             except Exception as err:  # a client's crash is reported like the ClientApp reports it
                 failures.append(ClientFailure(cid, f"{type(err).__name__}: {err}", traceback.format_exc()))
         return settle(group, Replies(updates, dropped, failures), self.max_failures)

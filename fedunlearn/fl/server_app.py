@@ -24,6 +24,7 @@ from fedunlearn.fl.params import Params
 from fedunlearn.fl.task import ClientUpdate, TrainPlan
 
 log = logging.getLogger(__name__)
+trace = logging.getLogger("fedunlearn.trace")  # the run's log file only
 
 
 class Interrupted(RuntimeError):
@@ -196,7 +197,8 @@ class FlowerTrainer:
         self.placement.failed_replies += len(dropped)
         self.placement.client_failures += len(failures)
         for failure in failures:
-            log.warning("[%s] client %d failed: %s\n%s", group, failure.cid, failure.error, failure.detail)
+            log.warning("[%s] client %d failed: %s", group, failure.cid, failure.error)
+            trace.warning("[%s] client %d failed:\n%s", group, failure.cid, failure.detail)
         self.placement.max_concurrent_clients = max(self.placement.max_concurrent_clients, max_concurrency(spans))
         return settle(group, Replies(updates, dropped, failures), self.max_failures)
 

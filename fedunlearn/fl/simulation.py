@@ -266,7 +266,8 @@ def simulate(
     run = ServerRun()
     # Flower's deprecation notice for run_simulation and Ray's accelerator tip are noise here.
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
-    with stop_on_signals(stop, on_timeout) as received, ray_session(cfg) as info:
+    # the signal handlers go in after Ray's start, which installs its own (Python's and its C++ core's)
+    with ray_session(cfg) as info, stop_on_signals(stop, on_timeout) as received:
         fits = check_resources(cfg)
         log.info(
             "Ray: %s, %d node(s), %s; %d client actor(s) at a time",

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -111,10 +112,26 @@ def drops_out(seed: int, rate: float) -> bool:
     return rate > 0.0 and float(rng(seed, Stream.DROPOUT).random()) < rate
 
 
+FAULT_ENV = "FEDUNLEARN_INJECT_FAULT"
+
+
+class InjectedFault(RuntimeError):
+    """Raised by a ClientApp that ``FEDUNLEARN_INJECT_FAULT`` names (for testing how a run handles a crash)."""
+
+
+def inject_fault(group: str, cid: int) -> None:
+    """Raise InjectedFault if ``FEDUNLEARN_INJECT_FAULT`` names this round and client: ``<group>:<cid>``, e.g.
+    ``train-2:1`` (client 1 in training round 2); several comma-separated."""
+    wanted = {w.strip() for w in os.environ.get(FAULT_ENV, "").split(",") if w.strip()}
+    if f"{group}:{cid}" in wanted:
+        raise InjectedFault(f"injected fault in {group} for client {cid} ({FAULT_ENV})")
+
+
 def run_client(
-    task: TaskConfig, cid: int, params: Params, plan: TrainPlan, seed: int, device: torch.device
+    task: TaskConfig, cid: int, params: Params, plan: TrainPlan, seed: int, device: torch.device, group: str = ""
 ) -> ClientUpdate:
-    """Client ``cid`` trains ``params`` on its partition as ``plan`` says."""
+    """Client ``cid`` trains ``params`` on its partition as ``plan`` says (in round ``group``)."""
+    inject_fault(group, cid)
     data = task.federation()
     model = task.model_for(data)
     set_params(model, params)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fedunlearn.evaluation.catalog import COLUMNS, Column
+from fedunlearn.fl.fedavg import RoundRecord
 from fedunlearn.reporting.results import RunResult
 from fedunlearn.reporting.tables import cells, rows
 
@@ -24,6 +25,13 @@ def comparison_table(run: RunResult) -> str:
     return render_table([["model", *(c.short for c in CONSOLE)], *body])
 
 
+def _all_rounds(run: RunResult) -> list[RoundRecord]:
+    rounds = list(run.training.rounds)
+    for m in (run.unlearning or {}).values():
+        rounds += m.recovery_rounds
+    return rounds
+
+
 def summary(run: RunResult) -> str:
     train, hist = run.training, run.history
     last = train.rounds[-1]
@@ -34,6 +42,12 @@ def summary(run: RunResult) -> str:
         f"history: {hist.rounds_stored} rounds stored, {hist.bytes / 1e6:.2f} MB ({hist.dtype}, "
         f"interval {hist.interval})",
     ]
+    failures = [f for r in _all_rounds(run) for f in (r.failures or [])]
+    if failures:
+        lines.append(
+            f"client failures tolerated (fl.max_client_failures): {len(failures)}, e.g. client {failures[0].cid}: "
+            f"{failures[0].error}"
+        )
     if train.diverged is not None:
         lines.append(f"WARNING: training diverged: {train.diverged.reason}")
     fmt = COLUMNS[0].format

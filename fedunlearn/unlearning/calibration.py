@@ -9,10 +9,11 @@ import numpy as np
 from fedunlearn.fl.params import Params, flatten, unflatten, weighted_sum
 
 GRANULARITIES = ("client", "layer")
+LAYER_WEIGHTS = ("equal", "samples")
 
 
 def rescale(direction: np.ndarray, magnitude: float) -> np.ndarray:
-    """magnitude · direction / ‖direction‖ (zero if the direction is zero)."""
+    """magnitude · direction / ‖direction‖; zero when the direction is zero (the authors' code gives NaN there)."""
     norm = float(np.linalg.norm(direction))
     if norm == 0.0:
         return np.zeros_like(direction)
@@ -32,15 +33,23 @@ def calibrate_layers(old: Params, new: Params) -> Params:
     }
 
 
-def calibrated_step(old: Sequence[Params], new: Sequence[Params], weights: Sequence[float], granularity: str) -> Params:
+def calibrated_step(
+    old: Sequence[Params],
+    new: Sequence[Params],
+    weights: Sequence[float],
+    granularity: str,
+    layer_weights: str = "samples",
+) -> Params:
     """The calibrated global step Ũ from the clients' stored (old) and calibration (new) updates.
 
-    ``client``: Σ_k p'_k ‖U_k‖ Û_k/‖Û_k‖ (FedEraser's paper).
-    ``layer``: the averaged update calibrated layer by layer, ‖Σ p'U‖_l · (Σ p'Û)_l/‖(Σ p'Û)_l‖
-    (FedEraser's public code).
+    ``client`` (the paper): Σ_k p'_k ‖U_k‖ Û_k/‖Û_k‖ with p' the clients' sample weights.
+    ``layer`` (the authors' ``unlearning_step_once``): the clients' mean update calibrated layer by layer,
+    ‖mean U‖_l · (mean Û)_l/‖(mean Û)_l‖; the mean has equal weights in the authors' code
+    (``layer_weights: equal``) or the sample weights p' (``samples``).
     """
     if granularity == "client":
         return weighted_sum([calibrate_client(o, n) for o, n in zip(old, new, strict=True)], weights)
     if granularity == "layer":
-        return calibrate_layers(weighted_sum(old, weights), weighted_sum(new, weights))
-    raise ValueError(f"unknown granularity {granularity!r}; allowed: client, layer")
+        w = [1.0 / len(old)] * len(old) if layer_weights == "equal" else list(weights)
+        return calibrate_layers(weighted_sum(old, w), weighted_sum(new, w))
+    raise ValueError(f"unknown granularity {granularity!r}; allowed: {', '.join(GRANULARITIES)}")

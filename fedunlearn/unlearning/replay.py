@@ -31,10 +31,12 @@ class StoredRound:
         )
 
 
-def replay_schedule(ctx: UnlearningContext, interval: int) -> list[int]:
-    """Rounds t_1 = 1, t_1 + Δt, … (all stored since Δt is a multiple of history.interval)."""
+def replay_schedule(ctx: UnlearningContext, interval: int, alignment: str = "start") -> list[int]:
+    """``start``: rounds t_1 = 1, 1 + Δt, 1 + 2Δt, … (stored: Δt is a multiple of history.interval);
+    ``end``: rounds Δt, 2Δt, … (the last of each block of Δt rounds)."""
     rounds = ctx.history.rounds()
-    return [t for t in rounds if (t - rounds[0]) % interval == 0]
+    offset = 0 if alignment == "start" else interval - 1
+    return [t for t in rounds if (t - rounds[0]) % interval == offset]
 
 
 def load_round(ctx: UnlearningContext, round_: int) -> StoredRound:

@@ -3,8 +3,10 @@
 #
 #   RAY_ADDRESS=http://<head>:8265 simulations/ray_cluster/submit.sh experiment=federaser_paper seed=1
 #
-# The job joins the cluster (ray=cluster: ray.address=auto) and writes its Hydra output directory
-# under $FEDUNLEARN_RESULTS on the head node (default /tmp/fedunlearn-jobs/<timestamp>).
+# The job joins the cluster (ray=cluster: ray.address=auto, which inside a job is the cluster Ray sets) and writes
+# its Hydra output directory under $FEDUNLEARN_RESULTS on the head node (default /tmp/fedunlearn-jobs/<timestamp>).
+# The repository is the job's working directory (runtime_env.yaml). Ray's packaging notes (one line per ignored
+# file) are filtered out so that the job's own output stays readable; errors and the job's log pass through.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 : "${RAY_ADDRESS:=http://127.0.0.1:8265}"
@@ -12,6 +14,6 @@ cd "$(dirname "$0")/../.."
 export RAY_ADDRESS
 exec ray job submit \
     --runtime-env simulations/ray_cluster/runtime_env.yaml \
-    --working-dir . \
     ${FEDUNLEARN_JOB_ID:+--submission-id "$FEDUNLEARN_JOB_ID"} \
-    -- fedunlearn ray=cluster "hydra.run.dir=$FEDUNLEARN_RESULTS" "$@"
+    -- fedunlearn ray=cluster "hydra.run.dir=$FEDUNLEARN_RESULTS" "$@" \
+    2> >(grep -v -E "Ignoring upload to cluster for these files|is now ignored by default when packaging" >&2)

@@ -36,7 +36,7 @@ def venv_env() -> dict[str, str]:
     return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def ray_head() -> Iterator[tuple[str, int]]:
     """A 2-CPU head node of its own (temp dir, ports); yields its job API address and GCS port."""
     gcs, dashboard, client, agent_grpc, agent_http, metrics, runtime_env = free_ports(7)
@@ -103,3 +103,31 @@ def test_job_on_a_local_ray_cluster(ray_head: tuple[str, int], tmp_path: Path) -
     assert res["placement"]["workers"] <= 2
     assert set(res["unlearning"]) == {"retrain", "federaser"}
     assert res["unlearning"]["retrain"]["metrics"]["l2_to_retrain"] == 0.0
+    noise = ("Ignoring upload to cluster", "is now ignored by default", "Overriding runtime_env")
+    assert not [line for line in (proc.stdout + proc.stderr).splitlines() if any(n in line for n in noise)]
+
+
+def test_a_local_run_never_joins_a_running_head(ray_head: tuple[str, int], tmp_path: Path) -> None:
+    """ray=local (ray.address: null) starts a private Ray even while a head runs on this machine, and may declare
+    its own resources."""
+    _, gcs_port = ray_head
+    run_dir = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, "-m", "fedunlearn", *TINY, "experiment=train_only", "fl.num_rounds=2", "ray.num_cpus=2",
+         f"hydra.run.dir={run_dir}"],
+        env=venv_env(), capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert int(load_results(run_dir)["placement"]["ray"]["gcs_address"].rsplit(":", 1)[1]) != gcs_port
+
+
+def test_the_job_api_address_is_not_a_cluster_address(ray_head: tuple[str, int], tmp_path: Path) -> None:
+    address, _ = ray_head
+    proc = subprocess.run(
+        [sys.executable, "-m", "fedunlearn", *TINY, "experiment=train_only", "ray=cluster",
+         f"hydra.run.dir={tmp_path}"],
+        env={**venv_env(), "RAY_ADDRESS": address}, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and "ray.address" in proc.stderr
+    assert "job-submission" in proc.stderr

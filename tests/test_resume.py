@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +35,22 @@ def comparable(value: Any) -> Any:
     return value
 
 
-def run_until(marker: str, run_dir: Path, cwd: Path) -> None:
-    """Start a run and SIGKILL it (and its Ray processes) as soon as a log line contains ``marker``."""
+def ray_processes() -> list[str]:
+    """Command lines of Ray's processes on this machine (the tests run one Ray at a time)."""
+    import psutil
+
+    names = ("ray::", "raylet", "gcs_server", "dashboard")
+    found = []
+    for p in psutil.process_iter(["cmdline"]):
+        cmd = " ".join(p.info["cmdline"] or [])
+        if any(n in cmd for n in names) and "fu-ray-" not in cmd:  # not a test's own head node
+            found.append(cmd[:80])
+    return found
+
+
+def run_until(marker: str, run_dir: Path, cwd: Path, sig: signal.Signals = signal.SIGKILL, group: bool = True) -> float:
+    """Start a run and send ``sig`` to it (and, with ``group``, its process group) as soon as a log line contains
+    ``marker``; return the seconds it took to exit."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "fedunlearn", *RUN, "ray.num_cpus=2", f"hydra.run.dir={run_dir}"],
         cwd=cwd,
@@ -50,10 +65,13 @@ def run_until(marker: str, run_dir: Path, cwd: Path) -> None:
     for line in proc.stdout:
         seen.append(line)
         if marker in line:
-            os.killpg(proc.pid, signal.SIGKILL)
+            os.killpg(proc.pid, sig) if group else proc.send_signal(sig)
             break
+    t0 = time.monotonic()
+    seen += proc.stdout.readlines()
     proc.wait(timeout=60)
-    assert proc.returncode == -signal.SIGKILL, "".join(seen)[-3000:]
+    assert proc.returncode in (-sig, 128 + sig), "".join(seen)[-3000:]
+    return time.monotonic() - t0
 
 
 def resume(run_dir: Path, cwd: Path) -> dict[str, Any]:
@@ -89,3 +107,22 @@ def test_killed_during_unlearning_resumes_to_the_same_results(uninterrupted, tmp
     resumed = resume(run_dir, tmp_path)
     assert comparable(resumed) == comparable(uninterrupted)
     assert resumed["certificates"] == ["certificate-1.json"]
+
+
+def test_sigterm_stops_within_seconds_and_resumes(uninterrupted, tmp_path: Path) -> None:
+    """What timeout, Slurm, Kubernetes and `ray job stop` send: the run ends cleanly, its checkpoint consistent."""
+    run_dir = tmp_path / "run"
+    took = run_until("[train] round 5/12", run_dir, tmp_path, signal.SIGTERM, group=False)
+    assert took < 10, f"{took:.1f}s"
+    state = json.loads((run_dir / "checkpoint" / "state.json").read_text())
+    assert 4 <= state["training"]["round"] < 12
+    resumed = resume(run_dir, tmp_path)
+    assert comparable(resumed) == comparable(uninterrupted)
+
+
+def test_kill_9_of_the_driver_leaves_no_ray_process(tmp_path: Path) -> None:
+    run_until("[train] round 3/12", tmp_path / "run", tmp_path, signal.SIGKILL, group=False)
+    deadline = time.monotonic() + 15
+    while ray_processes() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert ray_processes() == []

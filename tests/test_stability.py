@@ -50,5 +50,5 @@ def test_a_diverged_training_is_recorded_and_can_stop_the_run(tmp_path: Path) ->
     assert diverged == {"round": 1, "reason": "the test loss is nan at round 1"}
     from fedunlearn.experiment.stages import TrainingDiverged
 
-    with pytest.raises(TrainingDiverged, match="fl.on_divergence=error"):
+    with pytest.raises(TrainingDiverged, match=r"fl\.on_divergence=error"):
         run_in_process(make_config(*overrides, "fl.on_divergence=error"), tmp_path / "error")

@@ -46,7 +46,7 @@ def copy_run(src: Path, dst: Path) -> Path:
          "forget.clients: client(s) [0] never train in the 1 rounds"),
         (["forget.clients=[10]"], 2, "forget.clients: client id 10 does not exist; ids are 0..9"),
         (["unlearning.methods=[federaser,nope]"], 2,
-         "unlearning.methods: unknown value 'nope'; allowed: fedaccum, federaser"),
+         "unlearning.methods: unknown value 'nope'; allowed: crab, fedaccum, federaser"),
         (["history.interval=3"], 2, "unlearning.federaser.interval: 2 is not a multiple of history.interval=3"),
         (["history.interval=2", "unlearning.methods=[fedrecover]"], 2, "history.interval: must be 1 for fedrecover"),
         (["fl.dropout_rate=1.0"], 2, "fl.dropout_rate: must be in [0.0, 1.0), got 1.0"),

@@ -26,6 +26,7 @@ class Evaluator:
     def __init__(self, cfg: Config, data: FederatedData, forget: list[int]) -> None:
         self.cfg = cfg
         self.data = data
+        self.forget = sorted(forget)
         remaining = [c for c in range(data.num_clients) if c not in set(forget)]
         self.remaining = data.clients(remaining)
         self.forgotten = data.clients(sorted(forget))
@@ -45,6 +46,13 @@ class Evaluator:
         logits = self._logits(params, self.data.test)
         return float(m.accuracy(logits, self.data.test.y) or 0.0), float(
             m.per_sample_loss(logits, self.data.test.y).mean()
+        )
+
+    def on_remaining(self, params: Params) -> tuple[float, float]:
+        """Accuracy and mean loss on the remaining clients' training data (what a federated evaluation reports)."""
+        logits = self._logits(params, self.remaining)
+        return float(m.accuracy(logits, self.remaining.y) or 0.0), float(
+            m.per_sample_loss(logits, self.remaining.y).mean()
         )
 
     def evaluate(self, params: Params, retrained: Params | None = None) -> Metrics:

@@ -192,11 +192,17 @@ class Training:
 # -- unlearn, evaluate -------------------------------------------------------------------------------
 
 
-def unlearn(run: Run, name: str, forget: list[int], model: Params, test: Evaluate) -> tuple[MethodRun, Params]:
-    """The unlearn stage of one method: ``name`` removes ``forget`` from ``model``."""
+def unlearn(
+    run: Run, name: str, evaluator: Evaluator, model: Params, reference: float | None = None
+) -> tuple[MethodRun, Params]:
+    """The unlearn stage of one method: ``name`` removes the evaluator's forgotten clients from ``model``;
+    ``reference``: retrain's test accuracy, when it ran first."""
+    forget = evaluator.forget
     log.info("unlearning clients %s with %s", forget, name)
     meter = CostMeter(run.trainer)
-    ctx = UnlearningContext(run.cfg, run.store, forget, meter, model, test, run.data)
+    ctx = UnlearningContext(
+        run.cfg, run.store, forget, meter, model, evaluator.test, run.data, evaluator.on_remaining, reference
+    )
     t0 = time.perf_counter()
     outcome = unlearning.create(name, run.cfg).unlearn(ctx)
     wall = time.perf_counter() - t0
@@ -206,12 +212,12 @@ def unlearn(run: Run, name: str, forget: list[int], model: Params, test: Evaluat
 
 
 def unlearn_once(
-    run: Run, key: str, name: str, forget: list[int], model: Params, test: Evaluate
+    run: Run, key: str, name: str, evaluator: Evaluator, model: Params, reference: float | None = None
 ) -> tuple[MethodRun, Params]:
     """``unlearn`` as a resumable stage: saved as models/<key>.safetensors."""
 
     def compute() -> tuple[dict[str, Any], Params]:
-        method_run, params = unlearn(run, name, forget, model, test)
+        method_run, params = unlearn(run, name, evaluator, model, reference)
         return method_run_to_json(method_run), params
 
     saved, params = run.ckpt.stage(key, key, compute)
@@ -233,8 +239,11 @@ def compare(run: Run, methods: list[str], trained: Params) -> Unlearned:
     forget = sorted(run.cfg.forget.clients)
     evaluator = Evaluator(run.cfg, run.data, forget)
     done: dict[str, tuple[MethodRun, Params]] = {}
+    accuracy = None
     for name in sorted(methods, key=lambda n: n != "retrain"):  # retrain first: the others are compared to it
-        done[name] = unlearn_once(run, name, name, forget, trained, evaluator.test)
+        done[name] = unlearn_once(run, name, name, evaluator, trained, accuracy)
+        if name == "retrain":
+            accuracy = evaluator.test(done[name][1])[0]
     reference = done.get("retrain")
     retrained = reference[1] if reference else None
     before = evaluator.evaluate(trained, retrained)
@@ -264,7 +273,7 @@ def request(
         before_path = run.ckpt.model_path(f"before-request-{n}")
         save_params(before_path, before)
         log.info("request %d after round %d: client(s) %s leave", n, after_round, clients)
-        method_run, after = unlearn(run, name, gone, before, evaluator.test)
+        method_run, after = unlearn(run, name, evaluator, before)
         metrics_before = evaluator.evaluate(before)
         outcome = MethodResult.of(clients, method_run, evaluator.evaluate(after), None)
         result = RequestResult(n, after_round, name, gone, metrics_before, outcome)
@@ -295,7 +304,7 @@ def sequential(run: Run, training: Training) -> tuple[Params, Unlearned]:
     gone = departed_clients(run.cfg)
     name = requests[0].method
     evaluator = Evaluator(run.cfg, run.data, gone)
-    reference, retrained = unlearn_once(run, "retrain", "retrain", gone, final, evaluator.test)
+    reference, retrained = unlearn_once(run, "retrain", "retrain", evaluator, final)
     costs = [r.result for r in requests]
     total = MethodRun(
         sum(m.wall_s for m in costs),

@@ -14,16 +14,39 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
 
-from fedunlearn.config import Config, ConfigError
+from torch import nn
+
+from fedunlearn.config import Config, ConfigError, method_names, spec
 from fedunlearn.data import FederatedData
 from fedunlearn.fl.fedavg import Evaluate, RoundLog, Unit, replay_rounds, sample_clients
 from fedunlearn.fl.federation import CostMeter, Replies
 from fedunlearn.fl.params import Params, nbytes
 from fedunlearn.fl.task import TrainPlan
 from fedunlearn.history import HistoryStore
+from fedunlearn.models import build_model
 from fedunlearn.seeds import Stream, rng
 
 P = TypeVar("P")
+
+
+# -- recovery ----------------------------------------------------------------------------------------
+
+RECOVERY_STOPS = ("rounds", "remaining_accuracy", "retrain_accuracy")
+
+
+@dataclass
+class RecoveryParams:
+    """FedAvg rounds with the remaining clients after an unlearning step, and when they stop.
+
+    ``rounds``: exactly ``max_rounds``. ``remaining_accuracy`` (deployable): until the model's accuracy on the remaining
+    clients' own data — a federated evaluation, each client on its data — is back within ``tolerance`` of the
+    trained model's, at most ``max_rounds``. ``retrain_accuracy`` (an evaluation protocol, not deployable: it needs
+    the retrained model): until test accuracy reaches retrain's, as the PUF, FedQUIT and NoT papers measure.
+    """
+
+    stop: str = spec(choices=RECOVERY_STOPS)
+    max_rounds: int = spec(ge=0)
+    tolerance: float = spec(ge=0.0)  # accuracy (a fraction) below the target that counts as recovered
 
 
 @dataclass(frozen=True)
@@ -55,12 +78,18 @@ class UnlearningContext:
     forget: list[int]
     trainer: CostMeter
     trained: Params
-    evaluate: Evaluate
+    evaluate: Evaluate  # (test accuracy, test loss)
     data: FederatedData
+    evaluate_remaining: Evaluate | None = None  # (accuracy, loss) on the remaining clients' own data
+    reference_accuracy: float | None = None  # retrain's test accuracy, when retrain ran first in this run
 
     def plan(self, epochs: float | None = None) -> TrainPlan:
         """Training's local SGD (``fl.*``), with ``epochs`` local epochs if given."""
         return TrainPlan.from_config(self.cfg, epochs)
+
+    def model(self) -> nn.Module:
+        """A fresh model of the run's architecture (to load parameters into)."""
+        return build_model(self.cfg.model, self.data.input_shape, self.data.num_classes, self.cfg.seed)
 
     def remaining(self, round_: int) -> list[int]:
         """Clients that took part in ``round_`` and are not forgotten."""
@@ -90,6 +119,42 @@ class UnlearningContext:
             self.trainer, params, self.new_rounds(rounds), self.plan(), self.cfg.seed, self.evaluate, tag,
             stream=Stream.RECOVERY,
         )  # fmt: skip
+
+    def federated_evaluation(self, params: Params) -> tuple[float, float]:
+        """(accuracy, loss) of ``params`` on the remaining clients' own data, each client evaluating on its data:
+        the model goes to every remaining client (its bytes are counted), no client trains."""
+        if self.evaluate_remaining is None:
+            raise ValueError("this context has no federated evaluation (evaluate_remaining)")
+        self.trainer.charge(to_clients=nbytes(params) * len(self.remaining_clients()))
+        return self.evaluate_remaining(params)
+
+    def recover_until(self, params: Params, recovery: RecoveryParams, tag: str) -> tuple[Params, RoundLog, Stop]:
+        """FedAvg rounds with the remaining clients from ``params`` until ``recovery``'s stop rule holds."""
+        if recovery.stop == "rounds":
+            params, rounds = self.recover(params, recovery.max_rounds, tag)
+            return params, rounds, Stop("rounds", recovery.max_rounds)
+        if recovery.stop == "remaining_accuracy":
+            target = self.federated_evaluation(self.trained)[0]
+
+            def reached(p: Params) -> bool:
+                return self.federated_evaluation(p)[0] >= target - recovery.tolerance
+        else:
+            if self.reference_accuracy is None:
+                raise ValueError("recovery.stop=retrain_accuracy needs retrain to run first in the same request")
+            reference = self.reference_accuracy
+
+            def reached(p: Params) -> bool:
+                return self.evaluate(p)[0] >= reference - recovery.tolerance
+
+        rounds = RoundLog()
+        for done, one in enumerate(self.new_rounds(recovery.max_rounds)):
+            if reached(params):
+                return params, rounds, Stop(recovery.stop, done)
+            params, rounds = replay_rounds(
+                self.trainer, params, [one], self.plan(), self.cfg.seed, self.evaluate, tag,
+                log_so_far=rounds, total=self.last_round + recovery.max_rounds, stream=Stream.RECOVERY,
+            )  # fmt: skip
+        return params, rounds, Stop(recovery.stop if reached(params) else "max_rounds", recovery.max_rounds)
 
     def charge_clients(self, cids: list[int], epochs: float, params: Params) -> None:
         """Client work the server computes on the clients' behalf (their data, their epochs): the model goes
@@ -138,6 +203,17 @@ def require_every_round(cfg: Config, method: str) -> None:
     """The method reads every round's updates."""
     if cfg.history.interval != 1:
         raise ConfigError("history.interval", f"must be 1 for {method} (it reads every round's updates)")
+
+
+def require_recovery(cfg: Config, method: str, recovery: RecoveryParams) -> None:
+    """``recovery.stop=retrain_accuracy`` compares with retrain, which must then run in the same request."""
+    from fedunlearn.unlearning.registry import registered
+
+    if recovery.stop == "retrain_accuracy" and "retrain" not in method_names(cfg, registered()):
+        raise ConfigError(
+            f"unlearning.{method}.recovery.stop",
+            "retrain_accuracy needs retrain's accuracy: add retrain to unlearning.methods (or use remaining_accuracy)",
+        )
 
 
 def require_stored(cfg: Config, key: str, interval: int) -> None:

@@ -1,0 +1,109 @@
+"""SIFU (Fraboni, Van Waerebeke, Scaman, Vidal, Kameni, Lorenzi; arXiv 2211.11656, AISTATS 2024): roll back to the
+last global model whose sensitivity to the forgotten clients is within the bound, add Gaussian noise, retrain.
+
+As the authors' code does it (Accenture/Labs-Federated-Learning, branch SIFU @ 9a5529b, ``FL/server.py``,
+``FL/privacy.py``), with λ = 0 (their default, no contraction) and server lr 1: each client's sensitivity grows by
+p/(1 − p) · ‖θ^{t+1} − θ_c^{t+1}‖ in every round it takes part in (θ^{t+1} the new aggregate, θ_c^{t+1} its local
+model); the bound is Ψ* = ε σ / √(2 ln(1.25/δ)) with δ = 1/M (M clients), ε = 10, σ = 0.05; the restart model is
+the last aggregate at which every forgotten client's sensitivity is within Ψ* (the initial model if none), plus
+N(0, σ²) on every parameter; then FedAvg rounds without them.
+
+p: the paper's Ψ measures how much the round's aggregate moves without the client, so p is the client's weight in
+that round's aggregate (``psi_weight: round``, the default). The code uses 1/M over all clients whatever the round
+samples (``psi_weight: code``), which understates the sensitivity ≈ (M − 1)/(m − 1) times when m of M clients are
+sampled. The code retrains until the remaining clients' mean training accuracy reaches a per-dataset threshold; the
+deployable default here stops once it is back to the trained model's (``recovery.stop=remaining_accuracy``).
+Needs every round stored (``history.interval=1``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fedunlearn.config import Config, spec
+from fedunlearn.fl.params import Params, add, flatten, sample_weights
+from fedunlearn.seeds import Stream, rng
+from fedunlearn.unlearning.base import (
+    RecoveryParams,
+    UnlearningContext,
+    UnlearningMethod,
+    UnlearningOutcome,
+    require_every_round,
+    require_recovery,
+)
+from fedunlearn.unlearning.registry import register
+
+PSI_WEIGHTS = ("round", "code")
+
+
+@dataclass
+class SIFUParams:
+    epsilon: float = spec(gt=0.0)
+    sigma: float = spec(ge=0.0)  # std of the noise added to every parameter of the restart model
+    psi_weight: str = spec(choices=PSI_WEIGHTS)  # round: the client's weight in each round (the paper); code: 1/M
+    recovery: RecoveryParams = field(default_factory=RecoveryParams)
+
+
+def psi_star(epsilon: float, sigma: float, num_clients: int) -> float:
+    """Ψ* = ε σ / √(2 ln(1.25/δ)), δ = 1/M."""
+    return epsilon * sigma / math.sqrt(2 * math.log(1.25 * num_clients))
+
+
+def sensitivities(
+    steps: list[tuple[np.ndarray, dict[int, np.ndarray], dict[int, float]]], clients: list[int]
+) -> np.ndarray:
+    """Ψ after each round (row t, t = 0 before any) for ``clients`` (columns), from each round's (new aggregate,
+    local models by client, client weight p by client)."""
+    psi = np.zeros((len(steps) + 1, len(clients)))
+    for t, (aggregate, locals_, weights) in enumerate(steps, start=1):
+        psi[t] = psi[t - 1]
+        for j, c in enumerate(clients):
+            if c in locals_:
+                p = weights[c]
+                psi[t, j] += p / (1 - p) * float(np.linalg.norm(aggregate - locals_[c]))
+    return psi
+
+
+@register("sifu")
+class SIFU(UnlearningMethod[SIFUParams]):
+    """Roll back to the last model within the sensitivity bound, add noise, retrain without the forgotten clients."""
+
+    def validate(self, cfg: Config) -> None:
+        require_every_round(cfg, self.name)
+        require_recovery(cfg, self.name, self.params.recovery)
+
+    def unlearn(self, ctx: UnlearningContext) -> UnlearningOutcome:
+        p, h = self.params, ctx.history
+        t0 = time.perf_counter()
+        rounds = h.rounds()
+        models = [h.global_model(t) for t in rounds] + [ctx.trained]
+        steps = []
+        total = ctx.cfg.fl.num_clients
+        for i, t in enumerate(rounds):
+            cids = h.participants(t)
+            weights = sample_weights([h.num_examples(t, c) for c in cids]) if cids else []
+            start = flatten(models[i])
+            steps.append(
+                (
+                    flatten(models[i + 1]),
+                    {c: start + flatten(h.client_update(t, c)) for c in cids if c in ctx.forget},
+                    {c: (w if p.psi_weight == "round" else 1.0 / total) for c, w in zip(cids, weights, strict=True)},
+                )
+            )
+        bound = psi_star(p.epsilon, p.sigma, total)
+        psi = sensitivities(steps, sorted(ctx.forget)).max(axis=1)
+        admissible = int(np.nonzero(psi <= bound)[0].max())  # aggregations before the restart (0: the initial model)
+        restart: Params = models[admissible]
+        noise = rng(ctx.cfg.seed, Stream.NOISE)
+        restart = add(restart, {k: noise.normal(0.0, p.sigma, v.shape).astype(v.dtype) for k, v in restart.items()})
+        outcome = UnlearningOutcome(
+            restart, info={"psi_star": bound, "rollback_aggregations": admissible, "psi_final": float(psi[-1])}
+        )
+        ctx.step(outcome.rounds, f"{self.name}-rollback", 1, 1, restart, t0, [])
+        outcome.params, recovered, outcome.stop = ctx.recover_until(restart, p.recovery, f"{self.name}-recovery")
+        outcome.rounds.extend(recovered)
+        return outcome

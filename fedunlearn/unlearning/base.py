@@ -8,6 +8,7 @@ of ``unlearning.methods``; nothing else lists it.
 
 from __future__ import annotations
 
+import math
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -38,15 +39,20 @@ RECOVERY_STOPS = ("rounds", "remaining_accuracy", "retrain_accuracy")
 class RecoveryParams:
     """FedAvg rounds with the remaining clients after an unlearning step, and when they stop.
 
-    ``rounds``: exactly ``max_rounds``. ``remaining_accuracy`` (deployable): until the model's accuracy on the remaining
+    ``rounds``: exactly the cap. ``remaining_accuracy`` (deployable): until the model's accuracy on the remaining
     clients' own data — a federated evaluation, each client on its data — is back within ``tolerance`` of the
-    trained model's, at most ``max_rounds``. ``retrain_accuracy`` (an evaluation protocol, not deployable: it needs
-    the retrained model): until test accuracy reaches retrain's, as the PUF, FedQUIT and NoT papers measure.
+    trained model's, at most the cap. ``retrain_accuracy`` (an evaluation protocol, not deployable: it needs the
+    retrained model): until test accuracy reaches retrain's, as the PUF, FedQUIT and NoT papers measure.
+    The cap is min(``max_rounds``, ⌈``max_share`` × training's rounds⌉).
     """
 
     stop: str = spec(choices=RECOVERY_STOPS)
     max_rounds: int = spec(ge=0)
+    max_share: float = spec(ge=0.0)  # at most this share of training's rounds (1.0: no cap from training's length)
     tolerance: float = spec(ge=0.0)  # accuracy (a fraction) below the target that counts as recovered
+
+    def cap(self, training_rounds: int) -> int:
+        return min(self.max_rounds, math.ceil(self.max_share * training_rounds))
 
 
 @dataclass(frozen=True)
@@ -130,9 +136,10 @@ class UnlearningContext:
 
     def recover_until(self, params: Params, recovery: RecoveryParams, tag: str) -> tuple[Params, RoundLog, Stop]:
         """FedAvg rounds with the remaining clients from ``params`` until ``recovery``'s stop rule holds."""
+        cap = recovery.cap(self.last_round)
         if recovery.stop == "rounds":
-            params, rounds = self.recover(params, recovery.max_rounds, tag)
-            return params, rounds, Stop("rounds", recovery.max_rounds)
+            params, rounds = self.recover(params, cap, tag)
+            return params, rounds, Stop("rounds", cap)
         if recovery.stop == "remaining_accuracy":
             target = self.federated_evaluation(self.trained)[0]
 
@@ -147,14 +154,14 @@ class UnlearningContext:
                 return self.evaluate(p)[0] >= reference - recovery.tolerance
 
         rounds = RoundLog()
-        for done, one in enumerate(self.new_rounds(recovery.max_rounds)):
+        for done, one in enumerate(self.new_rounds(cap)):
             if reached(params):
                 return params, rounds, Stop(recovery.stop, done)
             params, rounds = replay_rounds(
                 self.trainer, params, [one], self.plan(), self.cfg.seed, self.evaluate, tag,
-                log_so_far=rounds, total=self.last_round + recovery.max_rounds, stream=Stream.RECOVERY,
+                log_so_far=rounds, total=self.last_round + cap, stream=Stream.RECOVERY,
             )  # fmt: skip
-        return params, rounds, Stop(recovery.stop if reached(params) else "max_rounds", recovery.max_rounds)
+        return params, rounds, Stop(recovery.stop if reached(params) else "max_rounds", cap)
 
     def charge_clients(self, cids: list[int], epochs: float, params: Params) -> None:
         """Client work the server computes on the clients' behalf (their data, their epochs): the model goes

@@ -1,5 +1,5 @@
-"""NoT, ``fednot`` here (Khalil, Brunswic, Lamghari, Li, Beitollahi, Chen; CVPR 2025, arXiv 2503.05657): negate the first layer's
-weights, then FedAvg rounds with the remaining clients. No history, no target data.
+"""NoT, ``fednot`` here (Khalil, Brunswic, Lamghari, Li, Beitollahi, Chen; CVPR 2025, arXiv 2503.05657): negate
+the first layer's weights, then FedAvg rounds with the remaining clients. No history, no target data.
 
 There is no official code. The paper negates a chosen set of layers, the first by default; the public
 re-implementations (puf_unlearning/FedQUIT ``unlearning_routine.py``, EFFACE ``fednot.py``) negate the weight tensor

@@ -25,7 +25,8 @@ def _rand(rng: np.random.Generator) -> dict[str, np.ndarray]:
 
 
 def test_puf_special_and_regular_steps_are_the_codes() -> None:
-    """main_puf.py: special: w − η Σ_U (n_u/Σ_U n) Δ_u; regular: w + Σ_R (n_k/N) Δ_k − η Σ_U (n_u/N) Δ_u, N over R ∪ U."""
+    """main_puf.py: special: w − η Σ_U (n_u/Σ_U n) Δ_u;
+    regular: w + Σ_R (n_k/N) Δ_k − η Σ_U (n_u/N) Δ_u, N over R ∪ U."""
     rng = np.random.default_rng(20)
     leaving = [(_rand(rng), 30), (_rand(rng), 7)]
     remaining = [(_rand(rng), 12), (_rand(rng), 55), (_rand(rng), 3)]
@@ -42,7 +43,7 @@ def test_puf_trains_the_leaving_clients_one_epoch_then_recovers(tmp_path: Path) 
     ctx = context(h, [0, 2], trainer, "unlearning.methods=[puf]", "unlearning.puf.recovery.stop=rounds",
                   "unlearning.puf.recovery.max_rounds=2")  # fmt: skip
     out = unlearning.create("puf", ctx.cfg).unlearn(ctx)
-    group, start, asked, plan = trainer.calls[0]
+    group, _, asked, plan = trainer.calls[0]
     assert asked == [0, 2] and plan.epochs == 1 and group == "puf-unlearn-5"
     # the scripted clients' Δ is their direction; both hold 10 samples in the scripted replies
     expected = flat(ctx.trained) - 2.0 * (flat(trainer.directions[0]) + flat(trainer.directions[2])) / 2

@@ -178,6 +178,7 @@ class UnlearningConfig:
 @dataclass
 class EvaluationConfig:
     batch_size: int = spec(ge=1)
+    curves: bool = MISSING  # evaluate every step of every method (per-round curves); false: each method's result only
 
 
 @dataclass

@@ -201,8 +201,9 @@ def unlearn(
     log.info("unlearning clients %s with %s", forget, name)
     meter = CostMeter(run.trainer)
     ctx = UnlearningContext(
-        run.cfg, run.store, forget, meter, model, evaluator.test, run.data, evaluator.on_remaining, reference
-    )
+        run.cfg, run.store, forget, meter, model, evaluator.test, run.data, evaluator.on_remaining, reference,
+        run.cfg.evaluation.curves,
+    )  # fmt: skip
     t0 = time.perf_counter()
     outcome = unlearning.create(name, run.cfg).unlearn(ctx)
     wall = time.perf_counter() - t0

@@ -24,6 +24,14 @@ from fedunlearn.seeds import Stream, client_seed, rng
 log = logging.getLogger("fedunlearn.rounds")
 
 Evaluate = Callable[[Params], tuple[float, float]]
+Curve = Callable[[Params], tuple[float | None, float | None]]  # a round's (test accuracy, loss), or (None, None)
+
+
+def no_curve(params: Params) -> tuple[None, None]:
+    """A round evaluated not at all (``evaluation.curves=false``)."""
+    return None, None
+
+
 Unit = Literal["round", "step", "epoch"]  # a federated round / a step of a replay / an epoch computed on the server
 OnRound = Callable[[int, Params, dict[int, Params], Replies], None]
 AfterRound = Callable[[int, Params, "RoundLog"], None]
@@ -105,7 +113,7 @@ def replay_rounds(
     schedule: list[tuple[int, list[int]]],
     plan: TrainPlan,
     seed: int,
-    evaluate: Evaluate,
+    evaluate: Curve,
     tag: str,
     on_round: OnRound | None = None,
     after_round: AfterRound | None = None,

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from fedunlearn.evaluation.catalog import COLUMNS
+from fedunlearn.reporting.plots import Point, frontier_points, plot_frontier
 from fedunlearn.reporting.results import RESULTS_FILE, load
 from fedunlearn.reporting.tables import Row, csv_text, latex, markdown, rows
 
@@ -38,6 +39,30 @@ def aggregate(paths: list[Path]) -> list[Row]:
             entry[c.key] = float(np.mean(values)) if values else None
             entry[f"{c.key}_std"] = float(np.std(values)) if values else None
         out.append(entry)
+    return out
+
+
+def frontier_over_runs(paths: list[Path]) -> list[Point]:
+    """Each method's mean ± std speed-up and gaps over the runs (a speed-up is infinite only if it is in every run)."""
+    grouped: dict[str, list[Point]] = defaultdict(list)
+    for path in paths:
+        for point in frontier_points(load(path)):
+            grouped[point.method].append(point)
+    out = []
+    for method, points in grouped.items():
+        speeds = [p.speedup for p in points if math.isfinite(p.speedup)]
+        asr = [p.asr_gap for p in points if p.asr_gap is not None]
+        out.append(
+            Point(
+                method,
+                float(np.mean(speeds)) if speeds else math.inf,
+                float(np.mean([p.accuracy_gap for p in points])),
+                float(np.mean(asr)) if asr else None,
+                float(np.std(speeds)) if speeds else 0.0,
+                float(np.std([p.accuracy_gap for p in points])),
+                float(np.std(asr)) if asr else 0.0,
+            )
+        )
     return out
 
 
@@ -70,9 +95,14 @@ def main(argv: list[str] | None = None) -> int:
     (target / "aggregate.tex").write_text(latex(body, head))
     keys = ["method", "runs", *(x for c in COLUMNS for x in (c.key, f"{c.key}_std"))]
     (target / "aggregate.csv").write_text(csv_text(table, keys))
+    points = frontier_over_runs(paths)
+    written = f"{target / 'aggregate.md'}, .tex, .csv"
+    if len(points) >= 2:
+        plot_frontier(target / "frontier.png", points, f"cost–quality frontier over {len(paths)} runs (mean ± std)")
+        written += ", frontier.png"
     print(f"{len(paths)} runs")
     print(markdown(body, head))
-    print(f"written: {target / 'aggregate.md'}, .tex, .csv")
+    print(f"written: {written}")
     return 0
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fedunlearn.reporting.console import summary
-from fedunlearn.reporting.plots import plot_methods, plot_rounds
+from fedunlearn.reporting.plots import frontier_points, plot_frontier, plot_methods, plot_rounds
 from fedunlearn.reporting.results import RunResult, write_results
 from fedunlearn.reporting.tables import write_comparison
 
@@ -17,5 +17,9 @@ def report(run_dir: Path, run: RunResult) -> None:
         write_comparison(run_dir, run)
         plot_methods(run_dir, run)
         plot_rounds(run_dir, run)
+        points = frontier_points(run)
+        if len(points) >= 2:
+            plot_frontier(run_dir / "frontier.png", points, f"cost–quality frontier: forgetting {run.forgotten}")
+            files += ", frontier.png"
     print(summary(run))
     print(f"results: {path}" + (f" ({files})" if run.unlearning is not None else ""))

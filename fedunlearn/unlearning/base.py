@@ -19,7 +19,7 @@ from torch import nn
 
 from fedunlearn.config import Config, ConfigError, method_names, spec
 from fedunlearn.data import FederatedData
-from fedunlearn.fl.fedavg import Evaluate, RoundLog, Unit, replay_rounds, sample_clients
+from fedunlearn.fl.fedavg import Curve, Evaluate, RoundLog, Unit, no_curve, replay_rounds, sample_clients
 from fedunlearn.fl.federation import CostMeter, Replies
 from fedunlearn.fl.params import Params, nbytes
 from fedunlearn.fl.task import TrainPlan
@@ -88,6 +88,12 @@ class UnlearningContext:
     data: FederatedData
     evaluate_remaining: Evaluate | None = None  # (accuracy, loss) on the remaining clients' own data
     reference_accuracy: float | None = None  # retrain's test accuracy, when retrain ran first in this run
+    curves: bool = True  # evaluate every step and round (evaluation.curves); otherwise only the final model
+
+    @property
+    def curve(self) -> Curve:
+        """What each logged step or round is evaluated with: the test set, or nothing."""
+        return self.evaluate if self.curves else no_curve
 
     def plan(self, epochs: float | None = None) -> TrainPlan:
         """Training's local SGD (``fl.*``), with ``epochs`` local epochs if given."""
@@ -122,7 +128,7 @@ class UnlearningContext:
     def recover(self, params: Params, rounds: int, tag: str) -> tuple[Params, RoundLog]:
         """``rounds`` FedAvg rounds with the remaining clients from ``params`` (training's local SGD)."""
         return replay_rounds(
-            self.trainer, params, self.new_rounds(rounds), self.plan(), self.cfg.seed, self.evaluate, tag,
+            self.trainer, params, self.new_rounds(rounds), self.plan(), self.cfg.seed, self.curve, tag,
             stream=Stream.RECOVERY,
         )  # fmt: skip
 
@@ -158,7 +164,7 @@ class UnlearningContext:
             if reached(params):
                 return params, rounds, Stop(recovery.stop, done)
             params, rounds = replay_rounds(
-                self.trainer, params, [one], self.plan(), self.cfg.seed, self.evaluate, tag,
+                self.trainer, params, [one], self.plan(), self.cfg.seed, self.curve, tag,
                 log_so_far=rounds, total=self.last_round + cap, stream=Stream.RECOVERY,
             )  # fmt: skip
         return params, rounds, Stop(recovery.stop if reached(params) else "max_rounds", cap)
@@ -181,8 +187,8 @@ class UnlearningContext:
         replies: Replies | None = None,
         unit: Unit = "step",
     ) -> None:
-        """Evaluate ``params`` and log step ``index`` of ``total`` (begun at ``started``, perf_counter)."""
-        accuracy, loss = self.evaluate(params)
+        """Log step ``index`` of ``total`` (begun at ``started``, perf_counter), evaluated if curves are on."""
+        accuracy, loss = self.curve(params)
         rounds.add(tag, index, total, accuracy, loss, time.perf_counter() - started, cids, replies, unit)
 
 

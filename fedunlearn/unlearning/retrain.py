@@ -20,5 +20,5 @@ class Retrain(UnlearningMethod[RetrainParams]):
         rounds = ctx.history.rounds()
         schedule = [(t, ctx.remaining(t)) for t in rounds]
         start = ctx.history.global_model(rounds[0])
-        params, log = replay_rounds(ctx.trainer, start, schedule, ctx.plan(), ctx.cfg.seed, ctx.evaluate, self.name)
+        params, log = replay_rounds(ctx.trainer, start, schedule, ctx.plan(), ctx.cfg.seed, ctx.curve, self.name)
         return UnlearningOutcome(params, log)

@@ -24,6 +24,6 @@ class Rollback(UnlearningMethod[RollbackParams]):
         start = max(r for r in ctx.history.rounds_stored() if r <= first)
         schedule = [(t, ctx.remaining(t)) for t in ctx.history.rounds() if t >= start]
         params, log = replay_rounds(
-            ctx.trainer, ctx.history.global_model(start), schedule, ctx.plan(), ctx.cfg.seed, ctx.evaluate, self.name
+            ctx.trainer, ctx.history.global_model(start), schedule, ctx.plan(), ctx.cfg.seed, ctx.curve, self.name
         )
         return UnlearningOutcome(params, log, info={"rollback_round": start})

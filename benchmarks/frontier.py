@@ -1,0 +1,248 @@
+"""The cost–quality frontier: every registered method, with its default parameters, against retraining — on the
+benchmark's setting and on held-out settings nobody tuned for, and against the length of training.
+
+    python benchmarks/frontier.py                 # everything below (about an hour on 2 cores)
+    python benchmarks/frontier.py --quick         # the benchmark setting and one held-out setting, 50 rounds
+
+Target (issue 16): ≥ 10× fewer client-epochs and ≥ 5× less wall time than retrain, test accuracy within 1 point and
+backdoor ASR within 2 points of the retrained model, with default parameters, on every setting. Each setting is one
+``fedunlearn`` run through Flower (all methods on the same trained model, measured side by side). Methods that take
+less than REPEAT_BELOW seconds are run twice more on the same trained model (the run's own resume: their stages are
+dropped from the checkpoint) and their wall speed-up is the median of three, with the spread printed. Writes
+benchmarks/out/frontier.{json,md} and one frontier plot per setting plus the training-length plot.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from _measure import machine, run_fedunlearn, write_outputs
+
+OUT = Path(__file__).parent / "out"
+ROUNDS = 100
+REPEAT_BELOW = 5.0  # seconds: methods this fast are measured three times
+TARGET = {"speedup_epochs": 10.0, "speedup_wall": 5.0, "accuracy_gap": 1.0, "asr_gap": 2.0}
+
+BENCHMARK = [  # benchmarks/unlearning_cost.py's setting: a cnn on image-shaped synthetic data, client 0 backdoored
+    "dataset=synthetic", "dataset.shape=[1,16,16]", "dataset.num_samples=8000", "dataset.class_sep=1.2", "model=cnn",
+    "fl.num_clients=20", "fl.local_epochs=2", "fl.batch_size=32", "backdoor.clients=[0]", "forget.clients=[0]",
+]  # fmt: skip
+SETTINGS: dict[str, list[str]] = {
+    "benchmark": BENCHMARK,
+    "benchmark, seed 1": [*BENCHMARK, "seed=1"],
+    "digits+mlp, Dirichlet 0.4, two clients forgotten": [
+        "partition=dirichlet", "partition.alpha=0.4", "fl.num_clients=20", "seed=5", "backdoor.clients=[0,5]",
+        "forget.clients=[0,5]",
+    ],
+    "digits+mlp, 40 clients, half sampled": [
+        "fl.num_clients=40", "fl.fraction_train=0.5", "seed=3", "backdoor.clients=[0]", "forget.clients=[0]",
+    ],
+    "cnn+synthetic, Dirichlet 0.3, 30 clients, half sampled": [
+        "dataset=synthetic", "dataset.shape=[1,16,16]", "dataset.num_samples=8000", "dataset.class_sep=1.2",
+        "model=cnn", "partition=dirichlet", "partition.alpha=0.3", "fl.num_clients=30", "fl.fraction_train=0.5",
+        "fl.local_epochs=2", "fl.batch_size=32", "seed=2", "backdoor.clients=[1]", "forget.clients=[1]",
+    ],
+    "digits+cnn": ["model=cnn", "seed=4", "backdoor.clients=[2]", "forget.clients=[2]"],
+}  # fmt: skip
+LENGTHS = (20, 50, 100, 200)
+COMMON = ["unlearning.methods=all", "ray.num_cpus=2"]
+
+
+def repeat_fast(run_dir: Path, overrides: list[str], methods: list[str], times: int) -> dict[str, list[float]]:
+    """Run ``methods`` ``times`` more on the run's trained model (their stages dropped from a copy's checkpoint)."""
+    walls: dict[str, list[float]] = {m: [] for m in methods}
+    for i in range(times):
+        copy = run_dir.parent / f"{run_dir.name}-again-{i}"
+        shutil.copytree(run_dir, copy)
+        state_path = copy / "checkpoint" / "state.json"
+        state = json.loads(state_path.read_text())
+        for m in methods:
+            state["stages"].pop(m, None)
+            (copy / "models" / f"{m}.safetensors").unlink(missing_ok=True)
+        state_path.write_text(json.dumps(state))
+        (copy / "results.json").unlink()
+        again = run_fedunlearn(copy, [*overrides, "resume=true"])
+        for m in methods:
+            walls[m].append(again.results["unlearning"][m]["wall_s"])
+        shutil.rmtree(copy)
+    return walls
+
+
+def rows_of(results: dict[str, Any], extra_walls: dict[str, list[float]]) -> list[dict[str, Any]]:
+    u = results["unlearning"]
+    ref = u["retrain"]
+    rows = []
+    for name, e in sorted(u.items()):
+        m, r = e["metrics"], ref["metrics"]
+        walls = [e["wall_s"], *extra_walls.get(name, [])]
+        wall = statistics.median(walls)
+        speed_epochs = (e["speedup_vs_retrain"] or {}).get("client_epochs")
+        row = {
+            "method": name,
+            "client_epochs": e["client_epochs"],
+            "speedup_epochs": math.inf if speed_epochs is None else speed_epochs,
+            "wall_s": wall,
+            "wall_s_all": walls,
+            "speedup_wall": ref["wall_s"] / wall,
+            "speedup_wall_spread": [ref["wall_s"] / max(walls), ref["wall_s"] / min(walls)],
+            "megabytes": (e["bytes"]["to_clients"] + e["bytes"]["from_clients"]) / 1e6,
+            "speedup_bytes": (e["speedup_vs_retrain"] or {}).get("bytes"),
+            "test_accuracy": m["test_accuracy"],
+            "backdoor_asr": m["backdoor_asr"],
+            "accuracy_gap": 100 * (r["test_accuracy"] - m["test_accuracy"]),
+            "asr_gap": 100 * (m["backdoor_asr"] - r["backdoor_asr"]),
+            "stop": e.get("stop"),
+        }
+        row["misses"] = misses(row)
+        rows.append(row)
+    return rows
+
+
+def misses(row: dict[str, Any]) -> list[str]:
+    """The target's criteria the row misses, each with its value (empty: it passes)."""
+    out = []
+    if row["speedup_epochs"] < TARGET["speedup_epochs"]:
+        out.append(f"epochs {row['speedup_epochs']:.1f}×")
+    if row["speedup_wall"] < TARGET["speedup_wall"]:
+        out.append(f"wall {row['speedup_wall']:.1f}×")
+    if row["accuracy_gap"] > TARGET["accuracy_gap"]:
+        out.append(f"acc {row['accuracy_gap']:+.1f} pts")
+    if row["asr_gap"] > TARGET["asr_gap"]:
+        out.append(f"ASR {row['asr_gap']:+.1f} pts")
+    return out
+
+
+def measure(label: str, overrides: list[str], tmp: Path) -> dict[str, Any]:
+    run_dir = tmp / label.replace(" ", "_").replace(",", "").replace("+", "")
+    print(f"[{label}] {' '.join(overrides)}", flush=True)
+    m = run_fedunlearn(run_dir, [*overrides, *COMMON])
+    fast = [n for n, e in m.results["unlearning"].items() if e["wall_s"] < REPEAT_BELOW and n != "retrain"]
+    walls = repeat_fast(run_dir, [*overrides, *COMMON], fast, 2) if fast else {}
+    if (run_dir / "frontier.png").exists():
+        OUT.mkdir(parents=True, exist_ok=True)
+        shutil.copy(run_dir / "frontier.png", OUT / f"frontier-{run_dir.name}.png")
+    before = m.results["before_unlearning"]["metrics"]
+    retrain = m.results["unlearning"]["retrain"]
+    return {
+        "label": label,
+        "overrides": overrides,
+        "wall_s": m.wall_s,
+        "training": {"wall_s": m.results["training"]["wall_s"], "diverged": m.results["training"]["diverged"]},
+        "before": {"test_accuracy": before["test_accuracy"], "backdoor_asr": before["backdoor_asr"]},
+        "retrain": {"test_accuracy": retrain["metrics"]["test_accuracy"],
+                    "backdoor_asr": retrain["metrics"]["backdoor_asr"], "wall_s": retrain["wall_s"]},
+        "rows": rows_of(m.results, walls),
+    }  # fmt: skip
+
+
+def table(result: dict[str, Any]) -> list[str]:
+    r = result["retrain"]
+    lines = [
+        f"### {result['label']}",
+        "",
+        f"`{' '.join(result['overrides'])}`; before unlearning: acc {result['before']['test_accuracy']:.3f}, ASR "
+        f"{result['before']['backdoor_asr']:.3f}; retrain: acc {r['test_accuracy']:.3f}, ASR {r['backdoor_asr']:.3f}, "
+        f"{r['wall_s']:.1f} s.",
+        "",
+        "| method | speed-up epochs | speed-up wall (spread) | speed-up bytes | acc gap (pts) | ASR gap (pts) | stop | "
+        "target |",
+        "|---|---:|---:|---:|---:|---:|---|---|",
+    ]
+    for row in result["rows"]:
+        if row["method"] == "retrain":
+            continue
+        spread = row["speedup_wall_spread"]
+        wall = f"{row['speedup_wall']:.1f}" + (
+            f" ({spread[0]:.1f}–{spread[1]:.1f})" if len(row["wall_s_all"]) > 1 else ""
+        )
+        bytes_ = "∞" if row["speedup_bytes"] is None else f"{row['speedup_bytes']:.1f}"
+        stop = "" if not row["stop"] else f"{row['stop']['rule']} after {row['stop']['after']}"
+        verdict = "**pass**" if not row["misses"] else "misses " + ", ".join(row["misses"])
+        lines.append(
+            f"| {row['method']} | {row['speedup_epochs']:.1f} | {wall} | {bytes_} | {row['accuracy_gap']:+.1f} | "
+            f"{row['asr_gap']:+.1f} | {stop} | {verdict} |"
+        )
+    return [*lines, ""]
+
+
+def length_plot(results: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    methods = sorted({row["method"] for r in results for row in r["rows"]} - {"retrain"})
+    lengths = [r["rounds"] for r in results]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    for m in methods:
+        by = [next(row for row in r["rows"] if row["method"] == m) for r in results]
+        speed = [min(b["speedup_epochs"], 1e3) for b in by]
+        axes[0].plot(lengths, speed, marker="o", label=m)
+        axes[1].plot(lengths, [b["accuracy_gap"] for b in by], marker="o", label=m)
+        axes[2].plot(lengths, [b["asr_gap"] for b in by], marker="o", label=m)
+    for ax, label in zip(axes, ("speed-up over retrain, client-epochs (∞ drawn at 1000)", "test accuracy gap (pts)",
+                                "backdoor ASR gap (pts)"), strict=True):  # fmt: skip
+        ax.set_xlabel("training rounds")
+        ax.set_ylabel(label, fontsize=8)
+        ax.set_xscale("log")
+    axes[0].set_yscale("log")
+    axes[0].axhline(10, color="tab:green", ls="--", lw=0.8)
+    axes[1].axhline(1, color="tab:green", ls="--", lw=0.8)
+    axes[2].axhline(2, color="tab:green", ls="--", lw=0.8)
+    axes[2].legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    quick = "--quick" in sys.argv
+    extra = [a for a in sys.argv[1:] if a != "--quick"]
+    rounds = 50 if quick else ROUNDS
+    settings = dict(list(SETTINGS.items())[:2]) if quick else SETTINGS
+    lengths = () if quick else LENGTHS
+    with tempfile.TemporaryDirectory() as tmp:
+        held = [measure(label, [*o, f"fl.num_rounds={rounds}", *extra], Path(tmp)) for label, o in settings.items()]
+        sweep = []
+        for n in lengths:
+            found = next((h for h in held if h["label"] == "benchmark" and n == rounds), None)
+            result = found or measure(f"benchmark, {n} rounds", [*BENCHMARK, f"fl.num_rounds={n}", *extra], Path(tmp))
+            sweep.append({**result, "rounds": n})
+    methods = sorted({row["method"] for h in held for row in h["rows"]} - {"retrain"})
+    passing = [m for m in methods if all(not next(r for r in h["rows"] if r["method"] == m)["misses"] for h in held)]
+    lines = [f"Machine: {machine()}. Every method with its default parameters, {rounds} training rounds.", ""]
+    for h in held:
+        lines += table(h)
+    lines += ["Pass/fail per method and setting:", "", "| method | " + " | ".join(h["label"] for h in held) + " |",
+              "|---|" + "---|" * len(held)]  # fmt: skip
+    for m in methods:
+        cells = ["pass" if not next(r for r in h["rows"] if r["method"] == m)["misses"] else "–" for h in held]
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    if sweep:
+        lines += ["", "Against the length of training (benchmark setting): speed-up in client-epochs / accuracy gap "
+                  "/ ASR gap", "", "| method | " + " | ".join(f"{s['rounds']} rounds" for s in sweep) + " |",
+                  "|---|" + "---|" * len(sweep)]  # fmt: skip
+        for m in methods:
+            cells = []
+            for s in sweep:
+                row = next(r for r in s["rows"] if r["method"] == m)
+                cells.append(f"{row['speedup_epochs']:.1f}× / {row['accuracy_gap']:+.1f} / {row['asr_gap']:+.1f}")
+            lines.append(f"| {m} | " + " | ".join(cells) + " |")
+        OUT.mkdir(parents=True, exist_ok=True)
+        length_plot(sweep, OUT / "frontier-length.png")
+    lines += ["", f"Methods that pass on every setting: {', '.join(passing) or 'none'}."]
+    text = "\n".join(lines)
+    print(text)
+    write_outputs(OUT, "frontier", {"machine": machine(), "rounds": rounds, "target": TARGET, "settings": held,
+                                    "length_sweep": sweep, "passing_everywhere": passing}, text)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

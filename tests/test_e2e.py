@@ -136,3 +136,23 @@ def test_a_tolerated_client_crash_is_recorded_apart_from_dropouts(tmp_path: Path
     assert res["unlearning"]["retrain"]["recovery_rounds"][2]["failures"][0]["client"] == 2
     assert res["placement"]["client_failures"] == 2
     assert "client failures tolerated (fl.max_client_failures): 2" in proc.stdout
+
+
+def test_the_newer_methods_through_flower(tmp_path: Path) -> None:
+    """PUF (its leaving client trains through Flower), NoT, FedQUIT, Crab, SIFU and kd_recover, side by side."""
+    run_dir = tmp_path / "run"
+    methods = "[retrain,puf,fednot,fedquit,crab,sifu,kd_recover]"
+    proc = run_cli(*TINY, "fl.num_rounds=6", "backdoor.clients=[1]", "forget.clients=[1]",
+                   f"unlearning.methods={methods}", "unlearning.sifu.recovery.max_rounds=3", f"hydra.run.dir={run_dir}",
+                   cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = load_results(run_dir)
+    u = res["unlearning"]
+    assert set(u) == {"retrain", "puf", "fednot", "fedquit", "crab", "sifu", "kd_recover"}
+    assert u["puf"]["recovery_rounds"][0]["clients"] == [1]  # the leaving client's one epoch, through Flower
+    assert u["puf"]["client_updates"] >= 1 and u["puf"]["bytes"]["from_clients"] > 0
+    for name in ("puf", "fednot", "fedquit", "sifu", "kd_recover"):
+        assert u[name]["stop"]["rule"] in ("remaining_accuracy", "max_rounds"), name
+    assert u["kd_recover"]["stop"]["after"] <= 1  # at most 5% of 6 training rounds, rounded up
+    assert u["crab"]["info"]["rollback_round"] == 1
+    assert (run_dir / "frontier.png").exists() and "frontier.png" in proc.stdout

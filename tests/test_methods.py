@@ -74,6 +74,7 @@ def test_reports_and_aggregate(all_results: dict[str, Any], tmp_path: Path, caps
     assert report_main([str(tmp_path / "sweep")]) == 0
     out = capsys.readouterr().out
     assert "2 runs" in out and "± 0.000" in out  # identical runs: zero spread
+    assert (tmp_path / "sweep" / "frontier.png").stat().st_size > 5000
     assert (tmp_path / "sweep" / "aggregate.csv").exists()
     assert report_main([str(tmp_path / "nowhere")]) == 2
 

@@ -15,7 +15,11 @@ COMBINATIONS = {
     "synthetic-flat-mlp": ["dataset=synthetic", "dataset.shape=[64]", "fl.num_rounds=8"],
     "synthetic-image-mlp": ["dataset=synthetic", "fl.num_rounds=8"],
     "synthetic-image-cnn": ["dataset=synthetic", "model=cnn", "fl.num_rounds=8"],
-    # where the cnn's former default (lr 0.1, momentum 0.9) collapsed to one class (issue 13)
+    # where the cnn's former default (lr 0.1, momentum 0.9) collapsed to one class (issue 13), and a harder one where a
+    # smaller step sits at chance for most of the run
+    "synthetic-16x16-cnn-hard": ["dataset=synthetic", "dataset.shape=[1,16,16]", "dataset.num_samples=8000",
+                                 "dataset.class_sep=1.2", "model=cnn", "fl.num_clients=20", "fl.local_epochs=2",
+                                 "fl.batch_size=32", "fl.num_rounds=16"],
     "synthetic-16x16-cnn-30-clients": ["dataset=synthetic", "dataset.shape=[1,16,16]", "dataset.num_samples=4000",
                                        "model=cnn", "fl.num_clients=30", "fl.fraction_train=0.5", "fl.local_epochs=2",
                                        "fl.num_rounds=20"],

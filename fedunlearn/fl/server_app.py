@@ -18,6 +18,7 @@ from typing import Any
 from flwr.app import Context, Message, MessageType, RecordDict
 from flwr.serverapp import Grid, ServerApp
 
+from fedunlearn.fl import engine
 from fedunlearn.fl.client_app import DROPOUT, number, params_to_record, plan_to_record, record_to_params
 from fedunlearn.fl.federation import ClientFailure, ClientTrainer, Replies, settle
 from fedunlearn.fl.params import Params
@@ -141,6 +142,7 @@ class FlowerTrainer:
     def _exchange(self, messages: list[Message], group: str) -> list[Message]:
         """Push ``messages`` and wait for every reply, polling every ``pull_interval`` seconds."""
         pending = set(self.grid.push_messages(messages))
+        engine.notify()
         replies: list[Message] = []
         while pending:
             self._check_stop()

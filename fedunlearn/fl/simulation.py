@@ -27,7 +27,7 @@ from flwr.clientapp import ClientApp
 from flwr.simulation import run_simulation
 
 from fedunlearn.config import ConfigError, RayConfig
-from fedunlearn.fl import reaper
+from fedunlearn.fl import engine, reaper
 from fedunlearn.fl.federation import ClientTrainer
 from fedunlearn.fl.server_app import Interrupted, ServerRun, make_server_app
 
@@ -267,7 +267,7 @@ def simulate(
     # Flower's deprecation notice for run_simulation and Ray's accelerator tip are noise here.
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
     # the signal handlers go in after Ray's start, which installs its own (Python's and its C++ core's)
-    with ray_session(cfg) as info, stop_on_signals(stop, on_timeout) as received:
+    with ray_session(cfg) as info, stop_on_signals(stop, on_timeout) as received, engine.picked_up_at_once():
         fits = check_resources(cfg)
         log.info(
             "Ray: %s, %d node(s), %s; %d client actor(s) at a time",

@@ -6,8 +6,9 @@ waits 0–100 ms before any client starts, and one sweep costs O(nodes × messag
 (a FedEraser calibration step, a PUF round) and a cost that grows with the federation. ``picked_up_at_once`` swaps in
 an extractor that makes one pass over the stored messages per sweep and wakes as soon as the ServerApp pushes
 (``notify``), with the same effect on the state: each undelivered message is marked delivered and queued for its
-node. It is used only when the installed Flower has the internals it was written against; otherwise Flower's own
-extractor runs (and a line in the log says so).
+node; and the injector that stores replies also wakes the ServerApp waiting for them (``wait_for_replies``) so that
+it need not poll. It is used only when the installed Flower has the internals it was written against; otherwise
+Flower's own extractor runs (and a line in the log says so).
 """
 
 from __future__ import annotations
@@ -21,12 +22,19 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 _pushed = threading.Event()
+_replied = threading.Event()
 IDLE_WAIT_S = 0.1  # the engine's own sweep period, kept while nothing is pushed
 
 
 def notify() -> None:
     """Wake the extractor: the ServerApp has just pushed messages."""
     _pushed.set()
+
+
+def wait_for_replies(timeout: float) -> None:
+    """Return when a reply has reached the link state since the last call (or after ``timeout``)."""
+    _replied.wait(timeout)
+    _replied.clear()
 
 
 def _pending(state: Any, nodes: set[int]) -> list[Any]:
@@ -57,6 +65,19 @@ def add_messages_to_queue(
         _pushed.wait(IDLE_WAIT_S)
 
 
+def put_message_into_state(state: Any, queue: Queue[Any], f_stop: threading.Event) -> None:
+    """Drop-in for ``vce_api.put_message_into_state``: the same, and it wakes a waiting ServerApp."""
+    from queue import Empty
+
+    while not f_stop.is_set():
+        try:
+            reply = queue.get(timeout=1.0)
+        except Empty:
+            continue
+        state.store_message_res(reply)
+        _replied.set()
+
+
 def _compatible() -> bool:
     try:
         from flwr.server.superlink.fleet.vce import vce_api
@@ -65,7 +86,8 @@ def _compatible() -> bool:
     except ImportError:
         return False
     probe = InMemoryLinkState.__init__.__code__.co_names
-    return hasattr(vce_api, "add_messages_to_queue") and "message_ins_store" in probe and "lock" in probe
+    names = ("add_messages_to_queue", "put_message_into_state")
+    return all(hasattr(vce_api, n) for n in names) and "message_ins_store" in probe and "lock" in probe
 
 
 @contextlib.contextmanager
@@ -77,9 +99,9 @@ def picked_up_at_once() -> Iterator[bool]:
         return
     from flwr.server.superlink.fleet.vce import vce_api
 
-    original = vce_api.add_messages_to_queue
-    vce_api.add_messages_to_queue = add_messages_to_queue
+    originals = vce_api.add_messages_to_queue, vce_api.put_message_into_state
+    vce_api.add_messages_to_queue, vce_api.put_message_into_state = add_messages_to_queue, put_message_into_state
     try:
         yield True
     finally:
-        vce_api.add_messages_to_queue = original
+        vce_api.add_messages_to_queue, vce_api.put_message_into_state = originals

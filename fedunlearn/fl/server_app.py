@@ -95,7 +95,7 @@ class FlowerTrainer:
         num_clients: int,
         max_failures: int,
         stop: threading.Event,
-        pull_interval: float = 0.005,
+        pull_interval: float = 0.05,
         wait_s: float = 120.0,
     ) -> None:
         self.grid = grid
@@ -140,7 +140,7 @@ class FlowerTrainer:
         return mapping
 
     def _exchange(self, messages: list[Message], group: str) -> list[Message]:
-        """Push ``messages`` and wait for every reply, polling every ``pull_interval`` seconds."""
+        """Push ``messages`` and wait for every reply: woken as replies land (at most ``pull_interval`` apart)."""
         pending = set(self.grid.push_messages(messages))
         engine.notify()
         replies: list[Message] = []
@@ -150,7 +150,7 @@ class FlowerTrainer:
             replies.extend(got)
             pending.difference_update(m.metadata.reply_to_message_id for m in got)
             if pending:
-                time.sleep(self.pull_interval)
+                engine.wait_for_replies(self.pull_interval)
         return replies
 
     def train(self, params: Params, seeds: Mapping[int, int], plan: TrainPlan, group: str) -> Replies:

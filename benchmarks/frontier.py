@@ -202,19 +202,9 @@ def length_plot(results: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
-def main() -> None:
-    quick = "--quick" in sys.argv
-    extra = [a for a in sys.argv[1:] if a != "--quick"]
-    rounds = 50 if quick else ROUNDS
-    settings = dict(list(SETTINGS.items())[:2]) if quick else SETTINGS
-    lengths = () if quick else LENGTHS
-    with tempfile.TemporaryDirectory() as tmp:
-        held = [measure(label, [*o, f"fl.num_rounds={rounds}", *extra], Path(tmp)) for label, o in settings.items()]
-        sweep = []
-        for n in lengths:
-            found = next((h for h in held if h["label"] == "benchmark" and n == rounds), None)
-            result = found or measure(f"benchmark, {n} rounds", [*BENCHMARK, f"fl.num_rounds={n}", *extra], Path(tmp))
-            sweep.append({**result, "rounds": n})
+def report(held: list[dict[str, Any]], sweep: list[dict[str, Any]], rounds: int) -> str:
+    """The tables so far, written to benchmarks/out/frontier.{json,md} (after every setting: a long run that is
+    stopped still leaves what it measured)."""
     methods = sorted({row["method"] for h in held for row in h["rows"]} - {"retrain"})
     passing = [m for m in methods if all(not next(r for r in h["rows"] if r["method"] == m)["misses"] for h in held)]
     lines = [f"Machine: {machine()}. Every method with its default parameters, {rounds} training rounds.", ""]
@@ -239,9 +229,29 @@ def main() -> None:
         length_plot(sweep, OUT / "frontier-length.png")
     lines += ["", f"Methods that pass on every setting: {', '.join(passing) or 'none'}."]
     text = "\n".join(lines)
-    print(text)
     write_outputs(OUT, "frontier", {"machine": machine(), "rounds": rounds, "target": TARGET, "settings": held,
                                     "length_sweep": sweep, "passing_everywhere": passing}, text)  # fmt: skip
+    return text
+
+
+def main() -> None:
+    quick = "--quick" in sys.argv
+    extra = [a for a in sys.argv[1:] if a != "--quick"]
+    rounds = 50 if quick else ROUNDS
+    settings = dict(list(SETTINGS.items())[:2]) if quick else SETTINGS
+    lengths = () if quick else LENGTHS
+    held: list[dict[str, Any]] = []
+    sweep: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, o in settings.items():
+            held.append(measure(label, [*o, f"fl.num_rounds={rounds}", *extra], Path(tmp)))
+            report(held, sweep, rounds)
+        for n in lengths:
+            found = next((h for h in held if h["label"] == "benchmark" and n == rounds), None)
+            result = found or measure(f"benchmark, {n} rounds", [*BENCHMARK, f"fl.num_rounds={n}", *extra], Path(tmp))
+            sweep.append({**result, "rounds": n})
+            report(held, sweep, rounds)
+    print(report(held, sweep, rounds))
 
 
 if __name__ == "__main__":

@@ -54,6 +54,7 @@ def plan_to_record(plan: TrainPlan, seed: int) -> ConfigRecord:
             "lr": plan.lr,
             "batch-size": plan.batch_size,
             "momentum": plan.momentum,
+            "max-grad-norm": plan.max_grad_norm or 0.0,  # 0: no clipping
             "seed": seed,
         }
     )
@@ -65,6 +66,7 @@ def record_to_plan(record: ConfigRecord) -> tuple[TrainPlan, int]:
         number(record, "lr"),
         int(number(record, "batch-size")),
         number(record, "momentum"),
+        number(record, "max-grad-norm") or None,
     )
     return plan, int(number(record, "seed"))
 

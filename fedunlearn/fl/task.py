@@ -46,12 +46,14 @@ class TaskConfig:
 
 @dataclass(frozen=True)
 class TrainPlan:
-    """Local training of one round: ``epochs`` may be fractional (a share of one epoch's SGD steps)."""
+    """Local training of one round: ``epochs`` may be fractional (a share of one epoch's SGD steps);
+    ``max_grad_norm`` clips each step's gradient to that L2 norm (None: no clipping, as in training)."""
 
     epochs: float
     lr: float
     batch_size: int
     momentum: float
+    max_grad_norm: float | None = None
 
     @classmethod
     def from_config(cls, cfg: Config, epochs: float | None = None) -> TrainPlan:
@@ -97,6 +99,8 @@ def train_local(
             optimizer.zero_grad(set_to_none=True)
             loss = loss_fn(model(x[idx]), y[idx])
             loss.backward()
+            if plan.max_grad_norm is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), plan.max_grad_norm)
             optimizer.step()
             total += float(loss.detach())
             done += 1

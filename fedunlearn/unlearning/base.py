@@ -8,6 +8,7 @@ of ``unlearning.methods``; nothing else lists it.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from abc import ABC, abstractmethod
@@ -43,13 +44,15 @@ class RecoveryParams:
     clients' own data — a federated evaluation, each client on its data — is back within ``tolerance`` of the
     trained model's, at most the cap. ``retrain_accuracy`` (an evaluation protocol, not deployable: it needs the
     retrained model): until test accuracy reaches retrain's, as the PUF, FedQUIT and NoT papers measure.
-    The cap is min(``max_rounds``, ⌈``max_share`` × training's rounds⌉).
+    The cap is min(``max_rounds``, ⌈``max_share`` × training's rounds⌉). ``max_grad_norm`` clips the recovery's
+    local SGD steps (null: training's SGD unchanged).
     """
 
     stop: str = spec(choices=RECOVERY_STOPS)
     max_rounds: int = spec(ge=0)
     max_share: float = spec(ge=0.0)  # at most this share of training's rounds (1.0: no cap from training's length)
     tolerance: float = spec(ge=0.0)  # accuracy (a fraction) below the target that counts as recovered
+    max_grad_norm: float | None = spec(gt=0.0)  # clip each local step's gradient (null: no clipping)
 
     def cap(self, training_rounds: int) -> int:
         return min(self.max_rounds, math.ceil(self.max_share * training_rounds))
@@ -125,10 +128,14 @@ class UnlearningContext:
         pool = self.remaining_clients()
         return [(first + i, sample_clients(pool, self.cfg.fl.fraction_train, generator)) for i in range(count)]
 
-    def recover(self, params: Params, rounds: int, tag: str) -> tuple[Params, RoundLog]:
-        """``rounds`` FedAvg rounds with the remaining clients from ``params`` (training's local SGD)."""
+    def recover(
+        self, params: Params, rounds: int, tag: str, max_grad_norm: float | None = None
+    ) -> tuple[Params, RoundLog]:
+        """``rounds`` FedAvg rounds with the remaining clients from ``params`` (training's local SGD, its steps
+        clipped to ``max_grad_norm`` if given)."""
+        plan = dataclasses.replace(self.plan(), max_grad_norm=max_grad_norm)
         return replay_rounds(
-            self.trainer, params, self.new_rounds(rounds), self.plan(), self.cfg.seed, self.curve, tag,
+            self.trainer, params, self.new_rounds(rounds), plan, self.cfg.seed, self.curve, tag,
             stream=Stream.RECOVERY,
         )  # fmt: skip
 
@@ -144,7 +151,7 @@ class UnlearningContext:
         """FedAvg rounds with the remaining clients from ``params`` until ``recovery``'s stop rule holds."""
         cap = recovery.cap(self.last_round)
         if recovery.stop == "rounds":
-            params, rounds = self.recover(params, cap, tag)
+            params, rounds = self.recover(params, cap, tag, recovery.max_grad_norm)
             return params, rounds, Stop("rounds", cap)
         if recovery.stop == "remaining_accuracy":
             target = self.federated_evaluation(self.trained)[0]
@@ -160,11 +167,12 @@ class UnlearningContext:
                 return self.evaluate(p)[0] >= reference - recovery.tolerance
 
         rounds = RoundLog()
+        plan = dataclasses.replace(self.plan(), max_grad_norm=recovery.max_grad_norm)
         for done, one in enumerate(self.new_rounds(cap)):
             if reached(params):
                 return params, rounds, Stop(recovery.stop, done)
             params, rounds = replay_rounds(
-                self.trainer, params, [one], self.plan(), self.cfg.seed, self.curve, tag,
+                self.trainer, params, [one], plan, self.cfg.seed, self.curve, tag,
                 log_so_far=rounds, total=self.last_round + cap, stream=Stream.RECOVERY,
             )  # fmt: skip
         return params, rounds, Stop(recovery.stop if reached(params) else "max_rounds", cap)

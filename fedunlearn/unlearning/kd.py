@@ -32,6 +32,7 @@ class KDParams:
     lr: float = spec(gt=0.0)
     temperature: float = spec(gt=0.0)
     batch_size: int = spec(ge=1)
+    max_grad_norm: float | None = spec(gt=0.0)  # clip each distillation step's gradient (null: no clipping)
 
 
 def require_server_samples(cfg: Config) -> None:
@@ -80,6 +81,8 @@ def fukd(ctx: UnlearningContext, p: KDParams, tag: str) -> UnlearningOutcome:
             log_probs = F.log_softmax(student(x[idx]) / p.temperature, dim=1)
             loss = F.kl_div(log_probs, soft_targets[idx], reduction="batchmean") * p.temperature**2
             loss.backward()  # type: ignore[no-untyped-call]
+            if p.max_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(student.parameters(), p.max_grad_norm)
             optimizer.step()
         outcome.params = get_params(student)
         ctx.step(outcome.rounds, tag, epoch, p.epochs, outcome.params, t0, [], unit="epoch")

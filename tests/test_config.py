@@ -13,7 +13,7 @@ def test_default_config_is_the_showcase() -> None:
     assert cfg.dataset.name == "digits" and cfg.model.name == "mlp" and cfg.partition.name == "iid"
     assert cfg.fl.num_clients == 10
     assert cfg.forget.clients == [0] and cfg.backdoor.clients == [0]
-    assert list(cfg.unlearning.methods) == ["retrain", "federaser", "fedaccum"]
+    assert list(cfg.unlearning.methods) == ["retrain", "kd_recover", "federaser", "fedaccum"]
 
 
 @pytest.mark.parametrize(
@@ -39,8 +39,10 @@ def test_bad_values_name_the_key(override: str, key: str) -> None:
 
 def test_history_interval_must_allow_the_replay_interval() -> None:
     with pytest.raises(ConfigError, match=r"multiple of history\.interval"):
-        make_config("history.interval=3")
-    make_config("history.interval=2")  # 2 divides federaser's and fedaccum's interval 2
+        make_config("unlearning.methods=[retrain,federaser,fedaccum]", "history.interval=3")
+    make_config("unlearning.methods=[retrain,federaser,fedaccum]", "history.interval=2")  # divides their interval 2
+    with pytest.raises(ConfigError, match=r"history\.interval: must be 1 for kd_recover"):
+        make_config("history.interval=2")  # the showcase's kd_recover reads every round
 
 
 def test_forgetting_everyone_is_refused() -> None:

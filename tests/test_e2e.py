@@ -40,7 +40,7 @@ def test_showcase_through_flower(tmp_path: Path) -> None:
     stored = sum(p.stat().st_size for p in (run_dir / "history").rglob("*.safetensors"))
     assert hist["bytes"] == stored
     assert set(res["before_unlearning"]["metrics"]) >= METRICS
-    assert set(res["unlearning"]) == {"retrain", "federaser", "fedaccum"}
+    assert set(res["unlearning"]) == {"retrain", "kd_recover", "federaser", "fedaccum"}
     for name, entry in res["unlearning"].items():
         assert entry["clients"] == [1]
         assert {"wall_s", "client_epochs", "rounds", "speedup_vs_retrain", "metrics"} <= set(entry)

@@ -1,6 +1,9 @@
-"""A real Ray cluster job: start a head node on loopback, submit a tiny run with the job script, check it."""
+"""A real two-node Ray cluster on one machine, with token authentication on: a head node and a worker node on
+loopback (1 CPU and 1 logical GPU each), a tiny run submitted with the job script and placed on both nodes; a job
+without the token is refused."""
 
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -8,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,31 +40,49 @@ def venv_env() -> dict[str, str]:
     return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
 
 
+def stop(process: subprocess.Popen[bytes]) -> None:
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+
+
 @pytest.fixture(scope="module")
-def ray_head() -> Iterator[tuple[str, int]]:
-    """A 2-CPU head node of its own (temp dir, ports); yields its job API address and GCS port."""
-    gcs, dashboard, client, agent_grpc, agent_http, metrics, runtime_env = free_ports(7)
-    temp_dir = tempfile.mkdtemp(prefix="fu-ray-", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
-    head = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "ray"), "start", "--head", "--block",
-            "--node-ip-address=127.0.0.1", f"--port={gcs}", "--include-dashboard=true",
-            "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}", f"--ray-client-server-port={client}",
-            f"--dashboard-agent-grpc-port={agent_grpc}", f"--dashboard-agent-listen-port={agent_http}",
-            f"--metrics-export-port={metrics}", f"--runtime-env-agent-port={runtime_env}",
-            "--num-cpus=2", "--num-gpus=0", f"--temp-dir={temp_dir}", "--disable-usage-stats",
-        ],
-        env=venv_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,  # its own process group: stopping it leaves every other Ray alone
-    )  # fmt: skip
+def ray_head() -> Iterator[tuple[str, int, str]]:
+    """A head node and a worker node of their own (temp dir, ports), token authentication on; yields the job API
+    address, the GCS port and the token."""
+    gcs, dashboard, client, *ports = free_ports(11)
+    token = secrets.token_hex(16)
+    env = {**venv_env(), "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token}
+    # short: Ray's socket paths must fit 107 bytes. One per node, as on separate machines: a worker node sharing the
+    # head's session dir would unpack the job's working_dir over the driver's
+    temp_dir, worker_dir = (tempfile.mkdtemp(prefix=f"fu-ray{i}-", dir="/tmp") for i in range(2))
+    ray_bin = str(Path(sys.executable).parent / "ray")
+
+    def node(*args: str, agent: list[int]) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [ray_bin, "start", "--block", "--node-ip-address=127.0.0.1", *args,
+             f"--dashboard-agent-grpc-port={agent[0]}", f"--dashboard-agent-listen-port={agent[1]}",
+             f"--metrics-export-port={agent[2]}", f"--runtime-env-agent-port={agent[3]}",
+             "--num-cpus=1", "--num-gpus=1", "--disable-usage-stats"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group: stopping it leaves every other Ray alone
+        )  # fmt: skip
+
+    head = node("--head", f"--port={gcs}", "--include-dashboard=true", "--dashboard-host=127.0.0.1",
+                f"--dashboard-port={dashboard}", f"--ray-client-server-port={client}", f"--temp-dir={temp_dir}",
+                agent=ports[:4])  # fmt: skip
+    worker: subprocess.Popen[bytes] | None = None
     address = f"http://127.0.0.1:{dashboard}"
     try:
         deadline = time.monotonic() + 120
         while True:
             try:
-                with urllib.request.urlopen(f"{address}/api/version", timeout=2) as response:
+                request = urllib.request.Request(f"{address}/api/version", headers={"Authorization": f"Bearer {token}"})
+                with urllib.request.urlopen(request, timeout=2) as response:
                     if response.status == 200:
                         break
             except OSError:
@@ -68,24 +90,34 @@ def ray_head() -> Iterator[tuple[str, int]]:
             if head.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"the Ray head node did not come up (exit code {head.poll()})")
             time.sleep(1)
-        yield address, gcs
+        worker = node(f"--address=127.0.0.1:{gcs}", f"--temp-dir={worker_dir}", agent=ports[4:8])
+        probe = "import ray; ray.init(); print(len([n for n in ray.nodes() if n['Alive']]))"
+        while True:
+            nodes = subprocess.run([sys.executable, "-c", probe], env={**env, "RAY_ADDRESS": f"127.0.0.1:{gcs}"},
+                                   capture_output=True, text=True, timeout=60).stdout.strip()  # fmt: skip
+            if nodes == "2":
+                break
+            if worker.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the Ray worker node did not join (exit code {worker.poll()}, nodes {nodes!r})")
+            time.sleep(1)
+        yield address, gcs, token
     finally:
-        os.killpg(head.pid, signal.SIGTERM)
-        try:
-            head.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(head.pid, signal.SIGKILL)
+        if worker is not None:
+            stop(worker)
+        stop(head)
         shutil.rmtree(temp_dir, ignore_errors=True)
+        shutil.rmtree(worker_dir, ignore_errors=True)
 
 
 def test_job_on_a_local_ray_cluster(ray_head: tuple[str, int], tmp_path: Path) -> None:
-    address, gcs_port = ray_head
+    address, gcs_port, token = ray_head
     run_dir = tmp_path / "job"
-    env = {**venv_env(), "RAY_ADDRESS": address, "FEDUNLEARN_RESULTS": str(run_dir)}
+    env = {**venv_env(), "RAY_ADDRESS": address, "FEDUNLEARN_RESULTS": str(run_dir), "RAY_AUTH_TOKEN": token}
     proc = subprocess.run(
         [
             "bash", str(REPO / "simulations/ray_cluster/submit.sh"), *TINY, "fl.num_rounds=3",
             "backdoor.clients=[1]", "forget.clients=[1]", "unlearning.methods=[retrain,federaser]",
+            "ray.num_gpus_per_client=1",
         ],
         cwd=REPO,
         env=env,
@@ -99,8 +131,9 @@ def test_job_on_a_local_ray_cluster(ray_head: tuple[str, int], tmp_path: Path) -
     assert res["config"]["ray"]["address"] == "auto"
     cluster = res["placement"]["ray"]
     assert int(cluster["gcs_address"].rsplit(":", 1)[1]) == gcs_port  # joined the head node, started none
-    assert cluster["resources"]["CPU"] == 2.0 and cluster["nodes"] == 1
+    assert cluster["resources"]["CPU"] == 2.0 and cluster["resources"]["GPU"] == 2.0 and cluster["nodes"] == 2
     assert res["placement"]["workers"] <= 2
+    assert len(res["placement"]["client_runs_per_node"]) == 2  # clients ran on both nodes
     assert set(res["unlearning"]) == {"retrain", "federaser"}
     assert res["unlearning"]["retrain"]["metrics"]["l2_to_retrain"] == 0.0
     noise = ("Ignoring upload to cluster", "is now ignored by default", "Overriding runtime_env")
@@ -110,7 +143,7 @@ def test_job_on_a_local_ray_cluster(ray_head: tuple[str, int], tmp_path: Path) -
 def test_a_local_run_never_joins_a_running_head(ray_head: tuple[str, int], tmp_path: Path) -> None:
     """ray=local (ray.address: null) starts a private Ray even while a head runs on this machine, and may declare
     its own resources."""
-    _, gcs_port = ray_head
+    _, gcs_port, _ = ray_head
     run_dir = tmp_path / "run"
     proc = subprocess.run(
         [sys.executable, "-m", "fedunlearn", *TINY, "experiment=train_only", "fl.num_rounds=2", "ray.num_cpus=2",
@@ -122,7 +155,7 @@ def test_a_local_run_never_joins_a_running_head(ray_head: tuple[str, int], tmp_p
 
 
 def test_the_job_api_address_is_not_a_cluster_address(ray_head: tuple[str, int], tmp_path: Path) -> None:
-    address, _ = ray_head
+    address, _, _ = ray_head
     proc = subprocess.run(
         [sys.executable, "-m", "fedunlearn", *TINY, "experiment=train_only", "ray=cluster",
          f"hydra.run.dir={tmp_path}"],
@@ -131,3 +164,19 @@ def test_the_job_api_address_is_not_a_cluster_address(ray_head: tuple[str, int],
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and "ray.address" in proc.stderr
     assert "job-submission" in proc.stderr
+
+
+def test_a_job_without_the_token_is_refused(ray_head: tuple[str, int, str]) -> None:
+    """The job API runs arbitrary code for whoever reaches it: with token authentication it refuses anyone
+    without the token (the command line and plain HTTP alike)."""
+    address, _, _ = ray_head
+    env = {k: v for k, v in venv_env().items() if not k.startswith("RAY_AUTH")}
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "ray"), "job", "submit", "--address", address, "--", "echo", "pwned"],
+        env={**env, "HOME": tempfile.mkdtemp()}, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    out = proc.stdout + proc.stderr
+    assert "AuthenticationError" in out and "succeeded" not in out
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"{address}/api/jobs/", timeout=10)
+    assert refused.value.code == 401

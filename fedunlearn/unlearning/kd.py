@@ -35,10 +35,10 @@ class KDParams:
     max_grad_norm: float | None = spec(gt=0.0)  # clip each distillation step's gradient (null: no clipping)
 
 
-def require_server_samples(cfg: Config) -> None:
-    require_every_round(cfg, "kd")
+def require_server_samples(cfg: Config, method: str) -> None:
+    require_every_round(cfg, method)
     if cfg.dataset.server_samples < 1:
-        raise ConfigError("dataset.server_samples", "kd distils on the server's samples: must be >= 1")
+        raise ConfigError("dataset.server_samples", f"{method} distils on the server's samples: must be >= 1")
 
 
 def subtract_contributions(ctx: UnlearningContext) -> tuple[Params, int]:
@@ -94,7 +94,7 @@ class KnowledgeDistillation(UnlearningMethod[KDParams]):
     """FUKD: subtract the forgotten clients' accumulated updates, repair by distillation on the server."""
 
     def validate(self, cfg: Config) -> None:
-        require_server_samples(cfg)
+        require_server_samples(cfg, self.name)
 
     def unlearn(self, ctx: UnlearningContext) -> UnlearningOutcome:
         return fukd(ctx, self.params, self.name)

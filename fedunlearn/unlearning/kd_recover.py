@@ -36,7 +36,7 @@ class KDRecover(UnlearningMethod[KDRecoverParams]):
     """FUKD's subtraction and distillation, then recovery rounds with the remaining clients."""
 
     def validate(self, cfg: Config) -> None:
-        require_server_samples(cfg)
+        require_server_samples(cfg, self.name)
         require_recovery(cfg, self.name, self.params.recovery)
 
     def unlearn(self, ctx: UnlearningContext) -> UnlearningOutcome:

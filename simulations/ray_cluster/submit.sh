@@ -3,6 +3,10 @@
 #
 #   RAY_ADDRESS=http://<head>:8265 simulations/ray_cluster/submit.sh experiment=federaser_paper seed=1
 #
+# Token authentication is on by default (RAY_AUTH_MODE=token): the cluster must have been started with it, and the
+# token is read from RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token (`ray get-auth-token --generate`).
+# Without it Ray refuses the submission. RAY_AUTH_MODE=disabled turns this off (only on a trusted, closed network).
+#
 # The job joins the cluster (ray=cluster: ray.address=auto, which inside a job is the cluster Ray sets) and writes
 # its Hydra output directory under $FEDUNLEARN_RESULTS on the head node (default /tmp/fedunlearn-jobs/<timestamp>).
 # The repository is the job's working directory (runtime_env.yaml). Ray's packaging notes (one line per ignored
@@ -11,7 +15,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 : "${RAY_ADDRESS:=http://127.0.0.1:8265}"
 : "${FEDUNLEARN_RESULTS:=/tmp/fedunlearn-jobs/$(date +%Y-%m-%d_%H-%M-%S)}"
-export RAY_ADDRESS
+: "${RAY_AUTH_MODE:=token}"
+export RAY_ADDRESS RAY_AUTH_MODE
 exec ray job submit \
     --runtime-env simulations/ray_cluster/runtime_env.yaml \
     ${FEDUNLEARN_JOB_ID:+--submission-id "$FEDUNLEARN_JOB_ID"} \

@@ -113,6 +113,9 @@ def to_file_only(*names: str) -> None:
 
 def fail(message: str, code: int, err: BaseException | None = None) -> NoReturn:
     """One line on stderr, the traceback (if any) in the log file, Ray shut down, exit ``code``."""
+    from fedunlearn.reporting.progress import finish
+
+    finish()  # an open progress bar ends its line before the error's
     logfile = _log_file()
     if err is not None:
         logging.getLogger("fedunlearn.trace").error("%s", message, exc_info=(type(err), err, err.__traceback__))
@@ -196,8 +199,11 @@ def main(dcfg: DictConfig) -> None:
 
     def run() -> None:
         from fedunlearn.experiment.preflight import preflight
+        from fedunlearn.reporting.progress import route_rounds
 
         cfg = load_config(dcfg)
+        logfile = _log_file()
+        route_rounds(cfg.progress, None if logfile is None else str(logfile))
         preflight(cfg, run_dir)
         log.info("run directory: %s%s", run_dir, " (resuming)" if cfg.resume else "")
         execute(cfg, dcfg, run_dir)
@@ -213,7 +219,9 @@ def execute(cfg: Config, dcfg: DictConfig, run_dir: Path) -> None:
     from fedunlearn.fl.client_app import make_client_app
     from fedunlearn.fl.simulation import simulate
     from fedunlearn.fl.task import TaskConfig
+    from fedunlearn.reporting.progress import finish
     from fedunlearn.reporting.report import report
+    from fedunlearn.reporting.tracking import track
 
     to_file_only("flwr", "ray")  # after Flower's import, which gives its logger a console handler
     sim = simulate(
@@ -224,6 +232,7 @@ def execute(cfg: Config, dcfg: DictConfig, run_dir: Path) -> None:
         cfg.fl.max_client_failures,
         on_watchdog,
     )
+    finish()
     config: dict[str, Any] = cast(dict[str, Any], OmegaConf.to_container(dcfg, resolve=True))
     placement = {
         "num_cpus_per_client": cfg.ray.num_cpus_per_client,
@@ -231,7 +240,11 @@ def execute(cfg: Config, dcfg: DictConfig, run_dir: Path) -> None:
         **sim.placement,
         "ray": sim.ray,
     }
-    report(run_dir, dataclasses.replace(sim.result, config=config, placement=placement))
+    result = dataclasses.replace(sim.result, config=config, placement=placement)
+    report(run_dir, result)
+    tracked = track(run_dir, result, cfg.tracking)
+    if tracked is not None:
+        print(f"tracking: {tracked}")
 
 
 # -- the command line ---------------------------------------------------------------------------------

@@ -148,6 +148,16 @@ class RayConfig:
     connect_timeout_s: float = spec(gt=0.0)
 
 
+TRACKERS = ("none", "mlflow", "tensorboard", "wandb")
+
+
+@dataclass
+class TrackingConfig:
+    backend: str = spec(choices=TRACKERS)  # none | mlflow | tensorboard | wandb (optional extras)
+    experiment: str = MISSING  # MLflow experiment / W&B project name
+    uri: str | None = MISSING  # MLflow tracking URI; null: sqlite:///<run dir>/mlflow.db (no server)
+
+
 @dataclass
 class BackdoorConfig:
     clients: list[int] = MISSING
@@ -181,6 +191,9 @@ class EvaluationConfig:
     curves: bool = MISSING  # evaluate every step of every method (per-round curves); false: each method's result only
 
 
+PROGRESS_MODES = ("auto", "bars", "lines")
+
+
 @dataclass
 class Config:
     seed: int = MISSING
@@ -194,8 +207,10 @@ class Config:
     forget: ForgetConfig = field(default_factory=ForgetConfig)
     unlearning: UnlearningConfig = field(default_factory=UnlearningConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
     experiment: str = MISSING
     resume: bool = MISSING
+    progress: str = spec(choices=PROGRESS_MODES)  # the console: bars on a terminal (auto), bars, or round lines
 
 
 # -- checks ------------------------------------------------------------------------------------------

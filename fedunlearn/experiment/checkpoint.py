@@ -30,7 +30,7 @@ from fedunlearn.history.writer import FileWriter
 
 CHECKPOINT_DIR = "checkpoint"
 MODELS_DIR = "models"
-NOT_FINGERPRINTED = ("resume", "ray")  # may change between a run and its resumption
+NOT_FINGERPRINTED = ("resume", "ray", "progress")  # may change between a run and its resumption
 
 
 class CheckpointError(RuntimeError):

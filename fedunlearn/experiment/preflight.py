@@ -17,6 +17,7 @@ from fedunlearn.experiment.checkpoint import CheckpointError, RunCheckpoint
 from fedunlearn.fl.fedavg import first_training_rounds
 from fedunlearn.history.store import MANIFEST, HistoryCorruptError, HistoryStore
 from fedunlearn.models import build_model
+from fedunlearn.reporting.tracking import require as require_tracker
 
 
 def _ranges(ids: list[int]) -> str:
@@ -91,5 +92,6 @@ def check_run_dir(cfg: Config, run_dir: Path) -> None:
 def preflight(cfg: Config, run_dir: Path) -> None:
     """Every start-time check, in the order a user would fix them."""
     check_forgotten_clients_train(cfg)
+    require_tracker(cfg.tracking)
     check_run_dir(cfg, run_dir)
     check_data(cfg)

@@ -103,7 +103,10 @@ class RoundLog(list[RoundRecord]):
         if replies is not None and replies.failures:
             shown += f" ({len(replies.failures)} failed: {replies.failures[0].error})"
         figures = "" if accuracy is None else f"  test acc {accuracy:.4f}  loss {loss:.4f}"
-        log.info("[%s] round %d/%d%s  %s  %.2fs", tag, round_, total, figures, shown, wall)
+        log.info(
+            "[%s] round %d/%d%s  %s  %.2fs", tag, round_, total, figures, shown, wall,
+            extra={"phase": tag, "done": round_, "total": total, "unit": unit},
+        )  # fmt: skip
         return record
 
 

@@ -3,6 +3,7 @@
 
     python benchmarks/scale.py                       # 10/100/1000 clients, 20 rounds, 10 sampled per round
     python benchmarks/scale.py fl.num_rounds=5       # extra arguments are Hydra overrides for every run
+    python benchmarks/scale.py --sizes 10,10000      # other federation sizes
 
 Each run trains, then forgets the first client sampled in round 1 with FedEraser (retrain is left out:
 it would double the time).
@@ -27,11 +28,17 @@ SAMPLES_PER_CLIENT = 40
 OUT = Path(__file__).parent / "out"
 
 
+HELD_OUT = 10_000  # one test set (9,900 samples, plus the server's 100) for every size
+
+
 def settings(num_clients: int) -> list[str]:
+    train = SAMPLES_PER_CLIENT * num_clients
+    total = max(50_000, train + HELD_OUT)
     return [
         "dataset=synthetic",
-        "dataset.num_samples=50000",  # one test set (9,900 samples) for every size
-        f"dataset.max_train_samples={SAMPLES_PER_CLIENT * num_clients}",  # the same data per client
+        f"dataset.num_samples={total}",
+        f"dataset.test_fraction={HELD_OUT / total}",
+        f"dataset.max_train_samples={train}",  # the same data per client
         "fl.num_rounds=20",
         "fl.local_epochs=1",
         f"fl.num_clients={num_clients}",
@@ -44,11 +51,18 @@ def settings(num_clients: int) -> list[str]:
 
 def main() -> None:
     extra = sys.argv[1:]
+    sizes = SIZES
+    if "--sizes" in extra:
+        at = extra.index("--sizes")
+        sizes = tuple(int(k) for k in extra[at + 1].split(","))
+        del extra[at : at + 2]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for k in SIZES:
+        for k in sizes:
             overrides = [*settings(k), *extra]
-            leaving = training_schedule(compose_config([*overrides, "unlearning.methods=[]"]))[0][1][0]
+            leaving = training_schedule(compose_config([*overrides, "unlearning.methods=[]", "forget.clients=[]"]))[0][
+                1
+            ][0]
             print(f"{k} clients (forgetting client {leaving}) ...", flush=True)
             m = run_fedunlearn(Path(tmp) / f"k{k}", [*overrides, f"forget.clients=[{leaving}]"])
             train = m.results["training"]

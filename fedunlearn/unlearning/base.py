@@ -9,7 +9,6 @@ of ``unlearning.methods``; nothing else lists it.
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from torch import nn
 
-from fedunlearn.config import Config, ConfigError, method_names, spec
+from fedunlearn.config import Config, ConfigError
 from fedunlearn.data import FederatedData
 from fedunlearn.fl.fedavg import Curve, Evaluate, RoundLog, Unit, no_curve, replay_rounds, sample_clients
 from fedunlearn.fl.federation import CostMeter, Replies
@@ -27,35 +26,9 @@ from fedunlearn.fl.task import TrainPlan
 from fedunlearn.history import HistoryStore
 from fedunlearn.models import build_model
 from fedunlearn.seeds import Stream, rng
+from fedunlearn.unlearning.recovery import RecoveryParams
 
 P = TypeVar("P")
-
-
-# -- recovery ----------------------------------------------------------------------------------------
-
-RECOVERY_STOPS = ("rounds", "remaining_accuracy", "retrain_accuracy")
-
-
-@dataclass
-class RecoveryParams:
-    """FedAvg rounds with the remaining clients after an unlearning step, and when they stop.
-
-    ``rounds``: exactly the cap. ``remaining_accuracy`` (deployable): until the model's accuracy on the remaining
-    clients' own data — a federated evaluation, each client on its data — is back within ``tolerance`` of the
-    trained model's, at most the cap. ``retrain_accuracy`` (an evaluation protocol, not deployable: it needs the
-    retrained model): until test accuracy reaches retrain's, as the PUF, FedQUIT and NoT papers measure.
-    The cap is min(``max_rounds``, ⌈``max_share`` × training's rounds⌉). ``max_grad_norm`` clips the recovery's
-    local SGD steps (null: training's SGD unchanged).
-    """
-
-    stop: str = spec(choices=RECOVERY_STOPS)
-    max_rounds: int = spec(ge=0)
-    max_share: float = spec(ge=0.0)  # at most this share of training's rounds (1.0: no cap from training's length)
-    tolerance: float = spec(ge=0.0)  # accuracy (a fraction) below the target that counts as recovered
-    max_grad_norm: float | None = spec(gt=0.0)  # clip each local step's gradient (null: no clipping)
-
-    def cap(self, training_rounds: int) -> int:
-        return min(self.max_rounds, math.ceil(self.max_share * training_rounds))
 
 
 @dataclass(frozen=True)
@@ -224,17 +197,6 @@ def require_every_round(cfg: Config, method: str) -> None:
     """The method reads every round's updates."""
     if cfg.history.interval != 1:
         raise ConfigError("history.interval", f"must be 1 for {method} (it reads every round's updates)")
-
-
-def require_recovery(cfg: Config, method: str, recovery: RecoveryParams) -> None:
-    """``recovery.stop=retrain_accuracy`` compares with retrain, which must then run in the same request."""
-    from fedunlearn.unlearning.registry import registered
-
-    if recovery.stop == "retrain_accuracy" and "retrain" not in method_names(cfg, registered()):
-        raise ConfigError(
-            f"unlearning.{method}.recovery.stop",
-            "retrain_accuracy needs retrain's accuracy: add retrain to unlearning.methods (or use remaining_accuracy)",
-        )
 
 
 def require_stored(cfg: Config, key: str, interval: int) -> None:

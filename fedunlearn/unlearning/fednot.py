@@ -16,13 +16,8 @@ from dataclasses import dataclass, field
 
 from fedunlearn.config import Config, spec
 from fedunlearn.fl.params import Params
-from fedunlearn.unlearning.base import (
-    RecoveryParams,
-    UnlearningContext,
-    UnlearningMethod,
-    UnlearningOutcome,
-    require_recovery,
-)
+from fedunlearn.unlearning.base import UnlearningContext, UnlearningMethod, UnlearningOutcome
+from fedunlearn.unlearning.recovery import RecoveryParams, require_recovery
 from fedunlearn.unlearning.registry import register
 
 

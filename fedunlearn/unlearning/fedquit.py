@@ -24,13 +24,8 @@ import torch.nn.functional as F
 from fedunlearn.config import Config, spec
 from fedunlearn.fl.params import Params, get_params, set_params, weighted_sum
 from fedunlearn.seeds import Stream, torch_seed
-from fedunlearn.unlearning.base import (
-    RecoveryParams,
-    UnlearningContext,
-    UnlearningMethod,
-    UnlearningOutcome,
-    require_recovery,
-)
+from fedunlearn.unlearning.base import UnlearningContext, UnlearningMethod, UnlearningOutcome
+from fedunlearn.unlearning.recovery import RecoveryParams, require_recovery
 from fedunlearn.unlearning.registry import register
 
 

@@ -28,6 +28,9 @@ from fedunlearn.unlearning.registry import register
 
 @dataclass
 class KDParams:
+    """The distillation: ``epochs`` passes of SGD (momentum 0.9) over the server's samples, KL·T² to the teacher's
+    softened predictions at temperature T."""
+
     epochs: int = spec(ge=1)
     lr: float = spec(gt=0.0)
     temperature: float = spec(gt=0.0)

@@ -14,14 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from fedunlearn.config import Config
-from fedunlearn.unlearning.base import (
-    RecoveryParams,
-    UnlearningContext,
-    UnlearningMethod,
-    UnlearningOutcome,
-    require_recovery,
-)
+from fedunlearn.unlearning.base import UnlearningContext, UnlearningMethod, UnlearningOutcome
 from fedunlearn.unlearning.kd import KDParams, fukd, require_server_samples
+from fedunlearn.unlearning.recovery import RecoveryParams, require_recovery
 from fedunlearn.unlearning.registry import register
 
 

@@ -23,13 +23,8 @@ from fedunlearn.config import Config, spec
 from fedunlearn.fl.federation import Replies
 from fedunlearn.fl.params import Params, add, subtract, weighted_sum
 from fedunlearn.seeds import Stream, client_seed
-from fedunlearn.unlearning.base import (
-    RecoveryParams,
-    UnlearningContext,
-    UnlearningMethod,
-    UnlearningOutcome,
-    require_recovery,
-)
+from fedunlearn.unlearning.base import UnlearningContext, UnlearningMethod, UnlearningOutcome
+from fedunlearn.unlearning.recovery import RecoveryParams, require_recovery
 from fedunlearn.unlearning.registry import register
 
 VARIANTS = ("special", "regular")

@@ -27,14 +27,8 @@ import numpy as np
 from fedunlearn.config import Config, spec
 from fedunlearn.fl.params import Params, add, flatten, sample_weights
 from fedunlearn.seeds import Stream, rng
-from fedunlearn.unlearning.base import (
-    RecoveryParams,
-    UnlearningContext,
-    UnlearningMethod,
-    UnlearningOutcome,
-    require_every_round,
-    require_recovery,
-)
+from fedunlearn.unlearning.base import UnlearningContext, UnlearningMethod, UnlearningOutcome, require_every_round
+from fedunlearn.unlearning.recovery import RecoveryParams, require_recovery
 from fedunlearn.unlearning.registry import register
 
 PSI_WEIGHTS = ("round", "code")

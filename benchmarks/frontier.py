@@ -182,12 +182,13 @@ def length_plot(results: list[dict[str, Any]], path: Path) -> None:
     methods = sorted({row["method"] for r in results for row in r["rows"]} - {"retrain"})
     lengths = [r["rounds"] for r in results]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-    for m in methods:
+    for i, m in enumerate(methods):
         by = [next(row for row in r["rows"] if row["method"] == m) for r in results]
         speed = [min(b["speedup_epochs"], 1e3) for b in by]
-        axes[0].plot(lengths, speed, marker="o", label=m)
-        axes[1].plot(lengths, [b["accuracy_gap"] for b in by], marker="o", label=m)
-        axes[2].plot(lengths, [b["asr_gap"] for b in by], marker="o", label=m)
+        style = {"marker": "os^"[i // 10], "ls": ["-", "--", ":"][i // 10], "label": m}  # tab10 repeats after ten
+        axes[0].plot(lengths, speed, **style)
+        axes[1].plot(lengths, [b["accuracy_gap"] for b in by], **style)
+        axes[2].plot(lengths, [b["asr_gap"] for b in by], **style)
     for ax, label in zip(axes, ("speed-up over retrain, client-epochs (∞ drawn at 1000)", "test accuracy gap (pts)",
                                 "backdoor ASR gap (pts)"), strict=True):  # fmt: skip
         ax.set_xlabel("training rounds")

@@ -86,6 +86,15 @@ def compose_config(overrides: list[str]) -> Config:
         return load_config(compose("config", overrides=overrides))
 
 
+def config_container(overrides: list[str]) -> dict[str, Any]:
+    """The resolved config as results.json's ``config`` holds it (``fedunlearn <overrides>``'s)."""
+    from hydra import compose, initialize_config_module
+
+    register_configs()
+    with initialize_config_module("fedunlearn.conf", version_base="1.3"):
+        return cast(dict[str, Any], OmegaConf.to_container(compose("config", overrides=overrides), resolve=True))
+
+
 # -- errors ------------------------------------------------------------------------------------------
 
 

@@ -15,7 +15,7 @@ LAYERS = {
     "unlearning": 5,
     "reporting": 6,
     "experiment": 7,
-    "app": 8, "__main__": 8, "__init__": 8,
+    "app": 8, "flwr_app": 8, "__main__": 8, "__init__": 8,
 }  # fmt: skip
 
 

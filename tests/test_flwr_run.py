@@ -1,0 +1,78 @@
+"""`flwr run .`: Flower's own CLI runs the same ServerApp/ClientApp stages as `fedunlearn` and writes the same
+results.json."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from fedunlearn.app import compose_config, config_container
+from fedunlearn.flwr_app import overrides_of
+from tests.conftest import TINY, load_results, run_cli
+from tests.test_ray_cluster import free_ports
+
+REPO = Path(__file__).resolve().parents[1]
+RUN = [*TINY, "fl.num_rounds=3", "backdoor.clients=[1]", "forget.clients=[1]", "unlearning.methods=[retrain,federaser]"]
+
+
+def test_the_run_config_composes_to_fedunlearns_default() -> None:
+    run_config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["flwr"]["app"]["config"]
+    compose_config(overrides_of(run_config))  # valid
+    assert config_container(overrides_of(run_config)) == config_container([])
+
+
+def test_run_config_keys_become_overrides() -> None:
+    config = {"seed": 3, "fl.num_rounds": 5, "history.record": True, "run-dir": "x",
+              "overrides": "model=cnn 'a=[1, 2]'"}  # fmt: skip
+    assert overrides_of(config) == ["fl.num_rounds=5", "history.record=true", "seed=3", "model=cnn", "a=[1, 2]"]
+
+
+def comparable(results: dict[str, Any]) -> Any:
+    """results.json without what differs by nature: times, where the run wrote, and Ray's placement."""
+    drop = {"wall_s", "speedup_vs_retrain", "placement", "path", "certificates", "config"}
+
+    def strip(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: strip(v) for k, v in node.items() if k not in drop}
+        if isinstance(node, list):
+            return [strip(v) for v in node]
+        return node
+
+    return strip(results)
+
+
+@pytest.mark.e2e
+def test_flwr_run_gives_the_same_results_as_fedunlearn(tmp_path: Path) -> None:
+    http, control = free_ports(2)
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "FLWR_HOME": str(tmp_path / "flwr-home"), "FLWR_LOCAL_SUPERLINK_HTTP_API_PORT": str(http),
+           "FLWR_LOCAL_CONTROL_API_PORT": str(control),
+           "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}  # fmt: skip
+    run_config = f"run-dir='{tmp_path / 'flwr-runs'}' overrides='{' '.join(RUN)} ray.num_cpus=2'"
+    try:
+        proc = subprocess.run(
+            [str(Path(sys.executable).parent / "flwr"), "run", ".", "--stream", "--run-config", run_config,
+             "--federation-config", "num-supernodes=4"],
+            cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+    finally:
+        for p in psutil.process_iter(["cmdline"]):  # the managed SuperLink Flower leaves running, and its children
+            if "flower-superlink" in " ".join(p.info["cmdline"] or []) and f"{http}" in p.info["cmdline"]:
+                for child in [*p.children(recursive=True), p]:
+                    child.send_signal(signal.SIGKILL)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    (flwr_dir,) = (tmp_path / "flwr-runs").iterdir()
+    via_flwr = load_results(flwr_dir)
+    direct = run_cli(*RUN, f"hydra.run.dir={tmp_path / 'direct'}", cwd=tmp_path)
+    assert direct.returncode == 0, direct.stderr[-3000:]
+    via_fedunlearn = load_results(tmp_path / "direct")
+    assert comparable(via_flwr) == comparable(via_fedunlearn)
+    assert via_flwr["config"]["fl"] == via_fedunlearn["config"]["fl"]

@@ -28,7 +28,8 @@ class KDRecoverParams:
 
 @register("kd_recover")
 class KDRecover(UnlearningMethod[KDRecoverParams]):
-    """FUKD's subtraction and distillation, then recovery rounds with the remaining clients."""
+    """FUKD's subtraction and distillation (clipped, to convergence), then recovery rounds with the remaining
+    clients, clipped and capped at ``recovery.max_share`` of training's rounds."""
 
     def validate(self, cfg: Config) -> None:
         require_server_samples(cfg, self.name)

@@ -54,7 +54,7 @@ def test_flwr_run_gives_the_same_results_as_fedunlearn(tmp_path: Path) -> None:
     http, control = free_ports(2)
     bin_dir = Path(sys.executable).parent
     env = {**os.environ, "FLWR_HOME": str(tmp_path / "flwr-home"), "FLWR_LOCAL_SUPERLINK_HTTP_API_PORT": str(http),
-           "FLWR_LOCAL_CONTROL_API_PORT": str(control),
+           "FLWR_LOCAL_CONTROL_API_PORT": str(control), "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
            "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}  # fmt: skip
     run_config = f"run-dir='{tmp_path / 'flwr-runs'}' overrides='{' '.join(RUN)} ray.num_cpus=2'"
     try:

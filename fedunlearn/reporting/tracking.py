@@ -132,7 +132,7 @@ def _wandb(run_dir: Path, run: RunResult, cfg: TrackingConfig) -> str:
         by_round.setdefault(step, {})[key] = value
     for step, values in sorted(by_round.items()):
         wb.log({**values, "round": step})
-    wb.summary.update(dict(method_metrics(run)))
+    wb.log(dict(method_metrics(run)))  # one step after the rounds; W&B's summary keeps each key's last value
     for path in artifacts(run_dir):
         wb.save(str(path), base_path=str(run_dir), policy="now")
     wb.finish()

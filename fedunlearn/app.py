@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn, cast
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 import hydra
 from hydra.core.config_store import ConfigStore
@@ -21,6 +21,9 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from fedunlearn.config import Config, ConfigError, Rule, validate
+
+if TYPE_CHECKING:
+    from fedunlearn.reporting.results import RunResult
 
 log = logging.getLogger("fedunlearn")
 
@@ -77,22 +80,29 @@ def _no_unknown_keys(node: Any, typed: Any, prefix: str = "") -> None:
         _no_unknown_keys(node[key], getattr(typed, key), f"{prefix}{key}.")
 
 
-def compose_config(overrides: list[str]) -> Config:
-    """The validated config that ``fedunlearn <overrides>`` would run with (for tests, benchmarks, notebooks)."""
-    from hydra import compose, initialize_config_module
+def compose(overrides: list[str]) -> DictConfig:
+    """The config ``fedunlearn <overrides>`` composes, before typing and validation."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
 
     register_configs()  # methods registered since import (e.g. a plugin imported by a notebook) join the schema
     with initialize_config_module("fedunlearn.conf", version_base="1.3"):
-        return load_config(compose("config", overrides=overrides))
+        return hydra_compose("config", overrides=overrides)
+
+
+def compose_config(overrides: list[str]) -> Config:
+    """The validated config that ``fedunlearn <overrides>`` would run with (for tests, benchmarks, notebooks)."""
+    return load_config(compose(overrides))
+
+
+def container(dcfg: DictConfig) -> dict[str, Any]:
+    """The resolved config as results.json's ``config`` holds it."""
+    return cast(dict[str, Any], OmegaConf.to_container(dcfg, resolve=True))
 
 
 def config_container(overrides: list[str]) -> dict[str, Any]:
-    """The resolved config as results.json's ``config`` holds it (``fedunlearn <overrides>``'s)."""
-    from hydra import compose, initialize_config_module
-
-    register_configs()
-    with initialize_config_module("fedunlearn.conf", version_base="1.3"):
-        return cast(dict[str, Any], OmegaConf.to_container(compose("config", overrides=overrides), resolve=True))
+    """``fedunlearn <overrides>``'s resolved config, as results.json's ``config`` holds it."""
+    return container(compose(overrides))
 
 
 # -- errors ------------------------------------------------------------------------------------------
@@ -105,9 +115,9 @@ def _log_file() -> Path | None:
     return None
 
 
-def to_file_only(*names: str) -> None:
-    """Send these loggers to the run's log file only (Flower and Ray talk at length; the console stays readable).
-    Each gets a handler of its own: Ray re-formats the handlers of its logger."""
+def to_file_only(*names: str, level: int = logging.WARNING) -> None:
+    """Send these loggers, from ``level`` up, to the run's log file only (Flower and Ray talk at length; the console
+    stays readable). Each gets a handler of its own: Ray re-formats the handlers of its logger."""
     path = _log_file()
     for name in names:
         logger = logging.getLogger(name)
@@ -117,7 +127,7 @@ def to_file_only(*names: str) -> None:
             handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
             logger.addHandler(handler)
         logger.propagate = False
-        logger.setLevel(logging.INFO if name == "fedunlearn.trace" else logging.WARNING)
+        logger.setLevel(level)
 
 
 def fail(message: str, code: int, err: BaseException | None = None) -> NoReturn:
@@ -203,16 +213,18 @@ def _run_dir() -> Path:
 @hydra.main(version_base="1.3", config_path="pkg://fedunlearn.conf", config_name="config")
 def main(dcfg: DictConfig) -> None:
     run_dir = _run_dir()
-    to_file_only("fedunlearn.trace", "alembic")
+    to_file_only("fedunlearn.trace", level=logging.INFO)
+    to_file_only("alembic")
     logging.getLogger("matplotlib").setLevel(logging.WARNING)
 
     def run() -> None:
         from fedunlearn.experiment.preflight import preflight
-        from fedunlearn.reporting.progress import route_rounds
+        from fedunlearn.reporting.progress import ROUNDS_LOGGER, ProgressBars, use_bars
 
         cfg = load_config(dcfg)
-        logfile = _log_file()
-        route_rounds(cfg.progress, None if logfile is None else str(logfile))
+        if use_bars(cfg.progress, sys.stderr):  # else the round lines go where every log line goes
+            to_file_only(ROUNDS_LOGGER, level=logging.INFO)
+            logging.getLogger(ROUNDS_LOGGER).addHandler(ProgressBars())
         preflight(cfg, run_dir)
         log.info("run directory: %s%s", run_dir, " (resuming)" if cfg.resume else "")
         execute(cfg, dcfg, run_dir)
@@ -222,15 +234,11 @@ def main(dcfg: DictConfig) -> None:
 
 def execute(cfg: Config, dcfg: DictConfig, run_dir: Path) -> None:
     """Run the experiment through Flower's simulation engine, then write and print its report."""
-    import dataclasses
-
     from fedunlearn.experiment.stages import run_experiment
     from fedunlearn.fl.client_app import make_client_app
     from fedunlearn.fl.simulation import simulate
     from fedunlearn.fl.task import TaskConfig
     from fedunlearn.reporting.progress import finish
-    from fedunlearn.reporting.report import report
-    from fedunlearn.reporting.tracking import track
 
     to_file_only("flwr", "ray")  # after Flower's import, which gives its logger a console handler
     sim = simulate(
@@ -242,14 +250,23 @@ def execute(cfg: Config, dcfg: DictConfig, run_dir: Path) -> None:
         on_watchdog,
     )
     finish()
-    config: dict[str, Any] = cast(dict[str, Any], OmegaConf.to_container(dcfg, resolve=True))
+    publish(run_dir, cfg, sim.result, container(dcfg), {**sim.placement, "ray": sim.ray})
+
+
+def publish(run_dir: Path, cfg: Config, result: RunResult, config: dict[str, Any], placement: dict[str, Any]) -> None:
+    """The report stage of both entry points (``fedunlearn`` and ``flwr run``): results.json, tables, plots and the
+    console summary, then the tracker if one is configured."""
+    import dataclasses
+
+    from fedunlearn.reporting.report import report
+    from fedunlearn.reporting.tracking import track
+
     placement = {
         "num_cpus_per_client": cfg.ray.num_cpus_per_client,
         "num_gpus_per_client": cfg.ray.num_gpus_per_client,
-        **sim.placement,
-        "ray": sim.ray,
+        **placement,
     }
-    result = dataclasses.replace(sim.result, config=config, placement=placement)
+    result = dataclasses.replace(result, config=config, placement=placement)
     report(run_dir, result)
     tracked = track(run_dir, result, cfg.tracking)
     if tracked is not None:

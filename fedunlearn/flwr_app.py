@@ -10,7 +10,6 @@ composed config. The federation's ``num-supernodes`` must equal ``fl.num_clients
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import logging
 import shlex
@@ -25,15 +24,13 @@ from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid, ServerApp
 from omegaconf import OmegaConf
 
-from fedunlearn.app import compose_config, config_container
+from fedunlearn.app import compose, container, load_config, publish
 from fedunlearn.config import Config, ConfigError
 from fedunlearn.experiment.preflight import preflight
 from fedunlearn.experiment.stages import run_experiment
 from fedunlearn.fl.client_app import make_client_app
 from fedunlearn.fl.server_app import FlowerTrainer
 from fedunlearn.fl.task import TaskConfig
-from fedunlearn.reporting.report import report
-from fedunlearn.reporting.tracking import track
 
 log = logging.getLogger("fedunlearn")
 NOT_OVERRIDES = ("overrides", "run-dir")
@@ -52,8 +49,8 @@ def overrides_of(run_config: Mapping[str, Any]) -> list[str]:
 
 @functools.cache
 def _composed(overrides: tuple[str, ...]) -> tuple[Config, dict[str, Any]]:
-    cfg = compose_config(list(overrides))
-    return cfg, config_container(list(overrides))
+    dcfg = compose(list(overrides))
+    return load_config(dcfg), container(dcfg)
 
 
 def config_of(run_config: Mapping[str, Any]) -> tuple[Config, dict[str, Any]]:
@@ -61,13 +58,16 @@ def config_of(run_config: Mapping[str, Any]) -> tuple[Config, dict[str, Any]]:
     return _composed(tuple(overrides_of(run_config)))
 
 
+@functools.cache
+def _task_app(overrides: tuple[str, ...]) -> ClientApp:
+    return make_client_app(TaskConfig.from_config(_composed(overrides)[0]))
+
+
 class RunConfigClientApp(ClientApp):
     """Flower's ClientApp for ``flwr run``: the task comes from the run config, composed once per process."""
 
     def __call__(self, message: Message, context: Context) -> Message:
-        cfg, _ = config_of(context.run_config)
-        app: ClientApp = make_client_app(TaskConfig.from_config(cfg))
-        return app(message, context)
+        return _task_app(tuple(overrides_of(context.run_config)))(message, context)
 
 
 app = ServerApp()
@@ -77,7 +77,7 @@ client_app = RunConfigClientApp()
 @app.main()
 def main(grid: Grid, context: Context) -> None:
     """Compose and check the config, run the stages with the Grid's ClientApps, write the report."""
-    cfg, container = config_of(context.run_config)
+    cfg, config = config_of(context.run_config)
     run_dir = Path(str(context.run_config.get("run-dir", "outputs/flwr"))).resolve() / time.strftime(
         "%Y-%m-%d_%H-%M-%S"
     )
@@ -93,14 +93,5 @@ def main(grid: Grid, context: Context) -> None:
     log.info("run directory: %s", run_dir)
     trainer = FlowerTrainer(grid, cfg.fl.num_clients, cfg.fl.max_client_failures, threading.Event())
     result = run_experiment(cfg, trainer, run_dir)
-    placement = {
-        "num_cpus_per_client": cfg.ray.num_cpus_per_client,
-        "num_gpus_per_client": cfg.ray.num_gpus_per_client,
-        **trainer.placement.summary(),
-    }
-    result = dataclasses.replace(result, config=container, placement=placement)
-    report(run_dir, result)
-    OmegaConf.save(OmegaConf.create(container), run_dir / "config.yaml")
-    tracked = track(run_dir, result, cfg.tracking)
-    if tracked is not None:
-        log.info("tracking: %s", tracked)
+    publish(run_dir, cfg, result, config, trainer.placement.summary())
+    OmegaConf.save(OmegaConf.create(config), run_dir / "config.yaml")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 Better = Literal["higher", "lower", "retrain"]  # "retrain": the closer to the retrained model's value, the better
 
@@ -26,8 +26,8 @@ class Column:
     count: bool = False  # a count: shown without decimals when whole
 
     def __post_init__(self) -> None:
-        if self.better not in (None, "higher", "lower", "retrain"):
-            raise ValueError(f"catalog.toml: {self.key}: better must be higher, lower or retrain, not {self.better!r}")
+        if self.better is not None and self.better not in get_args(Better):
+            raise ValueError(f"catalog.toml: {self.key}: better must be one of {get_args(Better)}, not {self.better!r}")
 
     def format(self, value: Any) -> str:
         if value is None:
@@ -41,14 +41,9 @@ class Column:
         return str(value)
 
 
-def _load(kind: str) -> tuple[Column, ...]:
-    """The ``kind`` rows (``metric`` or ``cost``) of catalog.toml, in order."""
-    rows = tomllib.loads(resources.files(__package__).joinpath("catalog.toml").read_text(encoding="utf-8"))
-    return tuple(Column(**row) for row in rows[kind])
-
-
-METRICS: tuple[Column, ...] = _load("metric")
-COSTS: tuple[Column, ...] = _load("cost")
+_ROWS = tomllib.loads(resources.files(__package__).joinpath("catalog.toml").read_text(encoding="utf-8"))
+METRICS: tuple[Column, ...] = tuple(Column(**row) for row in _ROWS["metric"])
+COSTS: tuple[Column, ...] = tuple(Column(**row) for row in _ROWS["cost"])
 METRIC_KEYS: tuple[str, ...] = tuple(m.key for m in METRICS)
 EVIDENCE: tuple[str, ...] = tuple(m.key for m in METRICS if m.evidence)
 COLUMNS: tuple[Column, ...] = METRICS + COSTS

@@ -56,8 +56,9 @@ class TrainPlan:
     max_grad_norm: float | None = None
 
     @classmethod
-    def from_config(cls, cfg: Config, epochs: float | None = None) -> TrainPlan:
-        return cls(cfg.fl.local_epochs if epochs is None else epochs, cfg.fl.lr, cfg.fl.batch_size, cfg.fl.momentum)
+    def from_config(cls, cfg: Config, epochs: float | None = None, max_grad_norm: float | None = None) -> TrainPlan:
+        epochs = cfg.fl.local_epochs if epochs is None else epochs
+        return cls(epochs, cfg.fl.lr, cfg.fl.batch_size, cfg.fl.momentum, max_grad_norm)
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ class ProgressBars(logging.Handler):
         if phase is None or done is None or total is None:
             return
         if phase != self.phase or self.bar is None or done <= self.bar.n:
-            self.close()
+            self.end_bar()
             self.phase = str(phase)
             self.bar = tqdm(
                 total=int(total), initial=int(done) - 1, desc=self.phase, unit=str(getattr(record, "unit", "round")),
@@ -39,40 +39,27 @@ class ProgressBars(logging.Handler):
             )  # fmt: skip
         self.bar.update(int(done) - self.bar.n)
         if done >= total:
-            self.close()
+            self.end_bar()
 
-    def close(self) -> None:
+    def end_bar(self) -> None:
+        """Close the open bar (its line stays); the next record starts a new one."""
         if self.bar is not None:
             self.bar.close()
             self.bar = None
         self.phase = None
+
+    def close(self) -> None:
+        self.end_bar()
         super().close()
 
 
 def use_bars(mode: str, stream: TextIO) -> bool:
+    """Whether ``progress: mode`` draws bars on ``stream`` (auto: only on a terminal)."""
     return mode == "bars" or (mode == "auto" and stream.isatty())
 
 
-def route_rounds(mode: str, log_file: str | None) -> ProgressBars | None:
-    """Send ``fedunlearn.rounds`` to the log file, and to the console as bars or as lines (``mode``)."""
-    logger = logging.getLogger(ROUNDS_LOGGER)
-    if not use_bars(mode, sys.stderr):
-        return None  # lines: the root logger's console and file handlers print them, as any log line
-    logger.handlers = []
-    logger.propagate = False
-    logger.setLevel(logging.INFO)
-    if log_file is not None:
-        handler = logging.FileHandler(log_file)
-        handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
-        logger.addHandler(handler)
-    bars = ProgressBars()
-    logger.addHandler(bars)
-    return bars
-
-
 def finish() -> None:
-    """Close an open bar (a phase that stopped before its cap) before the summary is printed."""
+    """End an open bar (a phase that stopped before its cap) before the summary or an error line is printed."""
     for handler in logging.getLogger(ROUNDS_LOGGER).handlers:
-        if isinstance(handler, ProgressBars) and handler.bar is not None:
-            handler.bar.close()
-            handler.bar, handler.phase = None, None
+        if isinstance(handler, ProgressBars):
+            handler.end_bar()

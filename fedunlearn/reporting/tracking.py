@@ -20,15 +20,13 @@ from fedunlearn.evaluation.catalog import COLUMNS
 from fedunlearn.reporting.results import RunResult
 from fedunlearn.reporting.tables import rows
 
-MODULES = {"mlflow": "mlflow", "tensorboard": "tensorboard", "wandb": "wandb"}
 ARTIFACTS = ("results.json", "comparison.md", "comparison.tex", "comparison.csv", "methods.png", "rounds.png",
              "frontier.png")  # fmt: skip
 
 
 def require(cfg: TrackingConfig) -> None:
-    """At start: the backend's package is installed (else one line naming the extra to install)."""
-    module = MODULES.get(cfg.backend)
-    if module is not None and importlib.util.find_spec(module) is None:
+    """At start: the backend's package (named as the backend) is installed, else one line naming the extra."""
+    if cfg.backend != "none" and importlib.util.find_spec(cfg.backend) is None:
         raise ConfigError("tracking", f"{cfg.backend} is not installed: pip install 'fedunlearn[{cfg.backend}]'")
 
 

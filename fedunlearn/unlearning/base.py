@@ -8,7 +8,6 @@ of ``unlearning.methods``; nothing else lists it.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -71,9 +70,10 @@ class UnlearningContext:
         """What each logged step or round is evaluated with: the test set, or nothing."""
         return self.evaluate if self.curves else no_curve
 
-    def plan(self, epochs: float | None = None) -> TrainPlan:
-        """Training's local SGD (``fl.*``), with ``epochs`` local epochs if given."""
-        return TrainPlan.from_config(self.cfg, epochs)
+    def plan(self, epochs: float | None = None, max_grad_norm: float | None = None) -> TrainPlan:
+        """Training's local SGD (``fl.*``), with ``epochs`` local epochs and steps clipped to ``max_grad_norm`` if
+        given."""
+        return TrainPlan.from_config(self.cfg, epochs, max_grad_norm)
 
     def model(self) -> nn.Module:
         """A fresh model of the run's architecture (to load parameters into)."""
@@ -106,7 +106,7 @@ class UnlearningContext:
     ) -> tuple[Params, RoundLog]:
         """``rounds`` FedAvg rounds with the remaining clients from ``params`` (training's local SGD, its steps
         clipped to ``max_grad_norm`` if given)."""
-        plan = dataclasses.replace(self.plan(), max_grad_norm=max_grad_norm)
+        plan = self.plan(max_grad_norm=max_grad_norm)
         return replay_rounds(
             self.trainer, params, self.new_rounds(rounds), plan, self.cfg.seed, self.curve, tag,
             stream=Stream.RECOVERY,
@@ -140,7 +140,7 @@ class UnlearningContext:
                 return self.evaluate(p)[0] >= reference - recovery.tolerance
 
         rounds = RoundLog()
-        plan = dataclasses.replace(self.plan(), max_grad_norm=recovery.max_grad_norm)
+        plan = self.plan(max_grad_norm=recovery.max_grad_norm)
         for done, one in enumerate(self.new_rounds(cap)):
             if reached(params):
                 return params, rounds, Stop(recovery.stop, done)

@@ -117,7 +117,6 @@ class Crab(UnlearningMethod[CrabParams]):
         losses = [ctx.evaluate_remaining(m)[1] for m in models[:-1]]
         kept = select(losses, models, locals_of, p.loss_drop, p.round_ratio, p.client_ratio)
         first = h.first_round_of(ctx.forget)
-        # the selection's share of the wall time (the code makes it during training; here it reads the history)
         selection_s = time.perf_counter() - t_select
         outcome = UnlearningOutcome(
             ctx.trained, info={"kept_rounds": len(kept), "rollback_round": first, "selection_s": selection_s}

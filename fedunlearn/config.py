@@ -19,7 +19,7 @@ from omegaconf import MISSING
 
 DATASETS = ("digits", "synthetic", "mnist", "fashion_mnist", "cifar10")
 HF_DATASETS = ("mnist", "fashion_mnist", "cifar10")
-MODELS = ("mlp", "cnn")
+MODELS = ("mlp", "cnn", "resnet18")
 PARTITIONS = ("iid", "dirichlet", "shards")
 HISTORY_DTYPES = ("float32", "float16")
 

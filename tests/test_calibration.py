@@ -57,3 +57,32 @@ def test_layer_granularity_weights_clients_equally_or_by_samples() -> None:
     samples = calibrated_step(old, new, [0.75, 0.25], "layer", "samples")
     np.testing.assert_allclose(samples["a"], 2.25 * np.array([0.75, 0.5]) / np.sqrt(0.8125), rtol=1e-6)
     np.testing.assert_allclose(equal["b"], [1.0]) and np.testing.assert_allclose(samples["b"], [1.0])
+
+
+@pytest.mark.parametrize("granularity", ["client", "layer"])
+def test_a_step_streams_over_a_rounds_stored_updates(granularity: str) -> None:
+    """A round's stored updates are read as they are used: a calibrated step never holds more than the update being
+    added and the next one being read, and equals the step over the same updates in memory."""
+    import weakref
+
+    from fedunlearn.unlearning.replay import LazyUpdates
+
+    rng = np.random.default_rng(0)
+    stored = {c: v(*rng.normal(size=3)) for c in range(8)}
+    new = [v(*rng.normal(size=3)) for _ in stored]
+    weights = list(rng.dirichlet(np.ones(len(stored))))
+    alive, most = [0], [0]
+
+    def read(cid: int) -> dict[str, np.ndarray]:
+        copy = {k: a.copy() for k, a in stored[cid].items()}
+        alive[0] += 1
+        most[0] = max(most[0], alive[0])
+        weakref.finalize(copy["a"], lambda: alive.__setitem__(0, alive[0] - 1))
+        return copy
+
+    lazy = LazyUpdates(list(stored), read)
+    streamed = calibrated_step(lazy, iter(new), weights, granularity)
+    in_memory = calibrated_step(list(stored.values()), new, weights, granularity)
+    for k in in_memory:
+        np.testing.assert_array_equal(streamed[k], in_memory[k])
+    assert most[0] <= 2

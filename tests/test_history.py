@@ -63,6 +63,21 @@ def test_float16_halves_the_payload(tmp_path) -> None:
     assert b.global_model(1)["layer.weight"].dtype == np.float32  # read back as float32
 
 
+def test_float16_round_trip_rounds_as_numpy_does(tmp_path) -> None:
+    """The store casts through torch (vectorised); the values are numpy's IEEE round-to-nearest-even ones,
+    including the extremes (overflow to inf, subnormals, signed zero, nan)."""
+    rng = np.random.default_rng(0)
+    special = np.array([70000.0, -70000.0, 1e-6, -1e-7, 6e-8, 0.0, -0.0, np.inf, np.nan], np.float32)
+    params = {"w": np.concatenate([rng.normal(0, 3, 10_000).astype(np.float32), special]), "n": np.array([3])}
+    store = HistoryStore(tmp_path, 1, "float16")
+    store.record_round(1, params, {0: params}, {0: 5})
+    back = store.client_update(1, 0)
+    with np.errstate(over="ignore"):  # 70000 overflows float16 to inf, as intended
+        expected = params["w"].astype(np.float16).astype(np.float32)
+    np.testing.assert_array_equal(back["w"], expected)
+    assert back["w"].dtype == np.float32 and np.signbit(back["w"][-3]) and back["n"].tolist() == [3]
+
+
 def test_reopen_and_first_round(tmp_path) -> None:
     store = HistoryStore(tmp_path)
     fill(store, 3, [2])

@@ -15,6 +15,7 @@ COMBINATIONS = {
     "synthetic-flat-mlp": ["dataset=synthetic", "dataset.shape=[64]", "fl.num_rounds=8"],
     "synthetic-image-mlp": ["dataset=synthetic", "fl.num_rounds=8"],
     "synthetic-image-cnn": ["dataset=synthetic", "model=cnn", "fl.num_rounds=8"],
+    "digits-resnet18": ["model=resnet18", "model.hidden=8", "fl.num_rounds=8"],
     # where the cnn's former default (lr 0.1, momentum 0.9) collapsed to one class (issue 13), and a harder one where a
     # smaller step sits at chance for most of the run
     "synthetic-16x16-cnn-hard": ["dataset=synthetic", "dataset.shape=[1,16,16]", "dataset.num_samples=8000",

@@ -83,3 +83,22 @@ def test_history_and_checkpoint_behind_one_writer_read_back_like_synchronous_one
         assert (tmp_path / "bg" / sync_file.relative_to(tmp_path / "sync")).read_bytes() == sync_file.read_bytes()
     reopened = HistoryStore.open(tmp_path / "bg" / "history")
     assert reopened.rounds() == [1, 2, 3] and reopened.participants(2) == [0, 2]
+
+
+def test_pending_payload_stays_under_its_byte_bound(tmp_path: Path, monkeypatch) -> None:
+    """Large models: the caller waits instead of queueing a whole round's files in memory; a payload larger than
+    the bound still goes through on its own."""
+    real = writer_module.atomic_write
+    pending: list[int] = []
+
+    def slow(path: Path, payload: bytes) -> None:
+        pending.append(writer._pending_bytes)
+        real(path, payload)
+
+    monkeypatch.setattr(writer_module, "atomic_write", slow)
+    with BackgroundWriter(max_pending_bytes=3000) as writer:
+        for i in range(20):
+            writer.write(tmp_path / f"{i}.bin", b"x" * 1000)
+        writer.write(tmp_path / "big.bin", b"x" * 5000)
+    assert max(pending) <= 5000 and max(pending[:20]) <= 3000
+    assert (tmp_path / "big.bin").stat().st_size == 5000 and len(list(tmp_path.glob("*.bin"))) == 21

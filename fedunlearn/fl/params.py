@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -40,18 +40,21 @@ def add(base: Params, delta: Params, scale: float = 1.0) -> Params:
     return {k: (v + scale * delta[k]).astype(v.dtype) if k in delta else v.copy() for k, v in base.items()}
 
 
-def weighted_sum(deltas: Sequence[Params], weights: Sequence[float]) -> Params:
-    """Σ_i w_i · delta_i, accumulated in float64 for order-stable sums, returned as float32."""
-    if not deltas:
+def weighted_sum(deltas: Iterable[Params], weights: Sequence[float]) -> Params:
+    """Σ_i w_i · delta_i, accumulated in float64 for order-stable sums, returned as float32. ``deltas`` is
+    consumed once, one at a time, so a lazily read sequence never holds more than one of them in memory."""
+    acc: dict[str, np.ndarray] = {}
+    count = 0
+    for d, w in zip(deltas, weights, strict=True):
+        for k, v in d.items():
+            if k in acc:
+                acc[k] += w * v.astype(np.float64)
+            else:
+                acc[k] = w * v.astype(np.float64)
+        count += 1
+    if not count:
         raise ValueError("weighted_sum of no updates")
-    keys = deltas[0].keys()
-    out: Params = {}
-    for k in keys:
-        acc = np.zeros(deltas[0][k].shape, dtype=np.float64)
-        for d, w in zip(deltas, weights, strict=True):
-            acc += w * d[k].astype(np.float64)
-        out[k] = acc.astype(np.float32)
-    return out
+    return {k: v.astype(np.float32) for k, v in acc.items()}
 
 
 def sample_weights(num_examples: Sequence[int]) -> list[float]:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from safetensors.numpy import load as load_safetensors
 from safetensors.numpy import save as save_safetensors
 
@@ -28,6 +29,7 @@ from fedunlearn.history.writer import FileWriter, atomic_write
 
 MANIFEST = "manifest.json"
 DTYPES = {"float32": np.float32, "float16": np.float16}
+TORCH_DTYPES = {"float32": torch.float32, "float16": torch.float16}
 
 
 class HistoryCorruptError(RuntimeError):
@@ -88,8 +90,7 @@ class HistoryStore:
         return (round_ - 1) % self.interval == 0
 
     def _encode(self, params: Params, metadata: dict[str, str] | None = None) -> bytes:
-        dtype = DTYPES[self.dtype]
-        arrays = {k: np.ascontiguousarray(v.astype(dtype) if is_trainable(v) else v) for k, v in params.items()}
+        arrays = {k: _cast(v, self.dtype) if is_trainable(v) else np.ascontiguousarray(v) for k, v in params.items()}
         return save_safetensors(arrays, metadata=metadata)
 
     def _write(self, rel: str, payload: bytes) -> None:
@@ -214,7 +215,7 @@ class HistoryStore:
 
     def _read(self, rel: str, what: str) -> Params:
         arrays = load_safetensors(self._check(rel, what))
-        return {k: v.astype(np.float32) if is_trainable(v) else v for k, v in arrays.items()}
+        return {k: _cast(v, "float32") if is_trainable(v) else v for k, v in arrays.items()}
 
 
 def _load_manifest(path: Path) -> dict[str, Any]:
@@ -228,6 +229,12 @@ def _load_manifest(path: Path) -> dict[str, Any]:
     if not isinstance(manifest, dict) or not {"interval", "dtype"} <= manifest.keys():
         raise HistoryCorruptError(f"history manifest is unreadable (no interval/dtype index): {path}")
     return manifest
+
+
+def _cast(values: np.ndarray, dtype: str) -> np.ndarray:
+    """``values`` as ``dtype`` (a DTYPES name), through torch: numpy converts to and from float16 without vector
+    instructions (6× slower on an 11M-parameter model); the rounding is the same (IEEE round-to-nearest-even)."""
+    return torch.from_numpy(np.ascontiguousarray(values)).to(TORCH_DTYPES[dtype]).numpy()
 
 
 def _round_dir(round_: int) -> str:

@@ -41,18 +41,25 @@ class FileWriter:
 class BackgroundWriter(FileWriter):
     """``atomic_write`` on one background thread, in submission order; ``flush`` before reading what was written.
 
-    At most ``max_pending`` writes wait in the queue (the caller blocks beyond that). A failed write is raised in
-    the caller at its next ``write``, ``flush`` or ``close``, and no later write is attempted.
+    At most ``max_pending`` writes and ``max_pending_bytes`` of payload wait (the caller blocks beyond that, so a
+    round of large models is not held in memory twice; one payload larger than the bound waits alone). A failed
+    write is raised in the caller at its next ``write``, ``flush`` or ``close``, and no later write is attempted.
     """
 
-    def __init__(self, max_pending: int = 256) -> None:
+    def __init__(self, max_pending: int = 256, max_pending_bytes: int = 256 * 2**20) -> None:
         self._queue: queue.Queue[tuple[Path, bytes] | None] = queue.Queue(max_pending)
+        self._max_bytes, self._pending_bytes = max_pending_bytes, 0
+        self._room = threading.Condition()
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._drain, name="fedunlearn-writer", daemon=True)
         self._thread.start()
 
     def write(self, path: Path, payload: bytes) -> None:
         self._raise_error()
+        with self._room:
+            while self._pending_bytes and self._pending_bytes + len(payload) > self._max_bytes:
+                self._room.wait()
+            self._pending_bytes += len(payload)
         self._queue.put((path, payload))
 
     def flush(self) -> None:
@@ -87,6 +94,10 @@ class BackgroundWriter(FileWriter):
             except BaseException as err:  # handed to the caller's thread
                 self._error = err
             finally:
+                if item is not None:
+                    with self._room:
+                        self._pending_bytes -= len(item[1])
+                        self._room.notify_all()
                 self._queue.task_done()
 
     def _raise_error(self) -> None:

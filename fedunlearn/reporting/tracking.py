@@ -134,4 +134,5 @@ def _wandb(run_dir: Path, run: RunResult, cfg: TrackingConfig) -> str:
     for path in artifacts(run_dir):
         wb.save(str(path), base_path=str(run_dir), policy="now")
     wb.finish()
+    wandb.teardown()  # finish() returns before W&B's service has closed the run file; teardown waits for it
     return f"wandb ({mode}) {run_dir / 'wandb'}"

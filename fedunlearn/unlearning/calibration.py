@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -35,7 +35,7 @@ def calibrate_layers(old: Params, new: Params) -> Params:
 
 def calibrated_step(
     old: Sequence[Params],
-    new: Sequence[Params],
+    new: Iterable[Params],
     weights: Sequence[float],
     granularity: str,
     layer_weights: str = "samples",
@@ -47,8 +47,8 @@ def calibrated_step(
     ‖mean U‖_l · (mean Û)_l/‖(mean Û)_l‖; the mean has equal weights in the authors' code
     (``layer_weights: equal``) or the sample weights p' (``samples``).
     """
-    if granularity == "client":
-        return weighted_sum([calibrate_client(o, n) for o, n in zip(old, new, strict=True)], weights)
+    if granularity == "client":  # one client's stored update in memory at a time
+        return weighted_sum((calibrate_client(o, n) for o, n in zip(old, new, strict=True)), weights)
     if granularity == "layer":
         w = [1.0 / len(old)] * len(old) if layer_weights == "equal" else list(weights)
         return calibrate_layers(weighted_sum(old, w), weighted_sum(new, w))

@@ -87,7 +87,7 @@ class FedEraser(UnlearningMethod[FedEraserParams]):
                     continue
                 # clients that failed to reply drop out of this step; weights renormalise over the rest
                 stored = stored.restrict(used)
-                new = [subtract(u.params, params) for u in replies]
+                new = (subtract(u.params, params) for u in replies)
                 step = calibrated_step(stored.updates, new, stored.weights, p.granularity, p.layer_weights)
             outcome.params = add(params, step)
             ctx.step(outcome.rounds, self.name, j + 1, len(schedule), outcome.params, t0, used, replies)

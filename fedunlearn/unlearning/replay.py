@@ -2,18 +2,48 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import overload
 
 from fedunlearn.fl.params import Params, sample_weights
 from fedunlearn.unlearning.base import UnlearningContext
+
+
+class LazyUpdates(Sequence[Params]):
+    """A round's stored updates, each read from the history when it is used: a step that streams over them
+    (``weighted_sum``, ``calibrated_step``) holds one client's update at a time, however large the round."""
+
+    def __init__(self, cids: list[int], read: Callable[[int], Params]) -> None:
+        self._cids, self._read = cids, read
+
+    def __len__(self) -> int:
+        return len(self._cids)
+
+    @overload
+    def __getitem__(self, i: int) -> Params: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[Params]: ...
+    def __getitem__(self, i: int | slice) -> Params | Sequence[Params]:
+        if isinstance(i, slice):
+            return LazyUpdates(self._cids[i], self._read)
+        return self._read(self._cids[i])
+
+    def __iter__(self) -> Iterator[Params]:
+        return (self._read(c) for c in self._cids)
 
 
 @dataclass(frozen=True)
 class StoredRound:
     round: int
     cids: list[int]  # remaining clients that took part
-    updates: list[Params]  # their stored updates U_k^t, in cids order
     num_examples: list[int]
+    read: Callable[[int], Params]  # a client's stored update U_k^t, from the history
+
+    @property
+    def updates(self) -> LazyUpdates:
+        """The clients' stored updates in cids order, each read when it is used."""
+        return LazyUpdates(self.cids, self.read)
 
     @property
     def weights(self) -> list[float]:
@@ -23,12 +53,7 @@ class StoredRound:
     def restrict(self, cids: list[int]) -> StoredRound:
         """The same round limited to ``cids`` (e.g. the clients that answered a calibration round)."""
         keep = [i for i, c in enumerate(self.cids) if c in set(cids)]
-        return StoredRound(
-            self.round,
-            [self.cids[i] for i in keep],
-            [self.updates[i] for i in keep],
-            [self.num_examples[i] for i in keep],
-        )
+        return StoredRound(self.round, [self.cids[i] for i in keep], [self.num_examples[i] for i in keep], self.read)
 
 
 def replay_schedule(ctx: UnlearningContext, interval: int, alignment: str = "start") -> list[int]:
@@ -40,7 +65,7 @@ def replay_schedule(ctx: UnlearningContext, interval: int, alignment: str = "sta
 
 
 def load_round(ctx: UnlearningContext, round_: int) -> StoredRound:
-    """The remaining clients' stored updates of ``round_``."""
+    """The remaining clients' stored updates of ``round_``, read one at a time as they are used."""
     keep = ctx.remaining(round_)
-    updates = [ctx.history.client_update(round_, c) for c in keep]
-    return StoredRound(round_, keep, updates, [ctx.history.num_examples(round_, c) for c in keep])
+    sizes = [ctx.history.num_examples(round_, c) for c in keep]
+    return StoredRound(round_, keep, sizes, lambda c: ctx.history.client_update(round_, c))

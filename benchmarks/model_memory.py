@@ -16,11 +16,11 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
 from _measure import machine, run_fedunlearn, write_outputs
 
 OUT = Path(__file__).parent / "out"
 CLIENTS, ROUNDS, PER_CLIENT, TEST = 10, 10, 16, 200
-PARAMETERS = 11_173_962  # resnet18, hidden 64, 10 classes
 SETTINGS = [
     "dataset=synthetic",
     "dataset.shape=[3,32,32]",
@@ -41,16 +41,18 @@ def main() -> None:
     extra = sys.argv[1:]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for dtype, width in (("float32", 4), ("float16", 2)):
+        for dtype in ("float32", "float16"):
             print(f"history.dtype={dtype} ...", flush=True)
             m = run_fedunlearn(Path(tmp) / dtype, [*SETTINGS, f"history.dtype={dtype}", *extra])
             res = m.results
+            parameters, width = res["training"]["num_parameters"], np.dtype(dtype).itemsize
             rows.append(
                 {
                     "dtype": dtype,
+                    "parameters": parameters,
                     "history_bytes": res["history"]["bytes"],
-                    "formula_bytes": res["history"]["rounds_stored"] * (CLIENTS + 1) * PARAMETERS * width,
-                    "round_updates_bytes": CLIENTS * PARAMETERS * width,
+                    "formula_bytes": res["history"]["rounds_stored"] * (CLIENTS + 1) * parameters * width,
+                    "round_updates_bytes": CLIENTS * parameters * width,
                     "peak_rss_tree_mb": m.peak_rss_tree_mb,
                     "peak_rss_driver_mb": m.peak_rss_driver_mb,
                     "wall_s": m.wall_s,
@@ -60,7 +62,7 @@ def main() -> None:
                 }
             )
     lines = [
-        f"Machine: {machine()}. resnet18 ({PARAMETERS:,} parameters), {CLIENTS} clients × {ROUNDS} rounds, "
+        f"Machine: {machine()}. resnet18 ({rows[0]['parameters']:,} parameters), {CLIENTS} clients × {ROUNDS} rounds, "
         f"{PER_CLIENT} samples per client; overrides: {' '.join(extra) or 'none'}.",
         "",
         "| history dtype | history GB | formula GB | one round's updates GB | peak RSS tree GB | peak RSS driver GB "

@@ -70,3 +70,11 @@ def test_cli_rejects_bad_config_with_one_message(tmp_path: Path, override: str, 
     assert proc.returncode != 0
     assert message in proc.stderr + proc.stdout
     assert "Traceback" not in proc.stderr + proc.stdout
+
+
+def test_the_configs_model_choices_are_the_model_builders() -> None:
+    """config.py cannot import the models (they import it); its list of names must follow theirs."""
+    from fedunlearn import config, models
+
+    assert set(config.MODELS) == set(models.MODELS)
+    assert {p.stem for p in (Path(__file__).parents[1] / "conf" / "model").glob("*.yaml")} == set(models.MODELS)

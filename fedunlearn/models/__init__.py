@@ -38,6 +38,8 @@ def cnn(input_shape: tuple[int, ...], num_classes: int, hidden: int) -> nn.Modul
 
 
 def _norm(channels: int) -> nn.GroupNorm:
+    """GroupNorm with two groups (Hsieh et al., 2020): with 32 groups, small inputs' 1×1 feature maps in the last
+    stage are normalised over 2 values each, and the net does not train (measured on digits)."""
     return nn.GroupNorm(2, channels)
 
 

@@ -234,6 +234,7 @@ def main(dcfg: DictConfig) -> None:
 
 def execute(cfg: Config, dcfg: DictConfig, run_dir: Path) -> None:
     """Run the experiment through Flower's simulation engine, then write and print its report."""
+    from fedunlearn.data import federated_data
     from fedunlearn.experiment.stages import run_experiment
     from fedunlearn.fl.client_app import make_client_app
     from fedunlearn.fl.simulation import simulate
@@ -248,6 +249,7 @@ def execute(cfg: Config, dcfg: DictConfig, run_dir: Path) -> None:
         lambda trainer: run_experiment(cfg, trainer, run_dir),
         cfg.fl.max_client_failures,
         on_watchdog,
+        [len(p) for p in federated_data(cfg).partitions],
     )
     finish()
     publish(run_dir, cfg, sim.result, container(dcfg), {**sim.placement, "ray": sim.ray})

@@ -146,6 +146,7 @@ class RayConfig:
     num_gpus_per_client: float = spec(ge=0.0)
     include_dashboard: bool = MISSING
     connect_timeout_s: float = spec(gt=0.0)
+    pack_clients: bool = MISSING  # a round's clients as one message per actor (same updates, fewer round trips)
 
 
 TRACKERS = ("none", "mlflow", "tensorboard", "wandb")

@@ -54,14 +54,15 @@ def test_showcase_through_flower(tmp_path: Path) -> None:
     assert "federaser" in proc.stdout and "speedup" in proc.stdout  # console comparison table
 
 
-def test_multirun_and_same_seed_gives_identical_rounds(tmp_path: Path) -> None:
+def test_multirun_and_same_seed_gives_identical_rounds_packed_or_not(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     proc = run_cli("-m", *TINY, "experiment=train_only", "seed=1,2", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     first, second = load_results(sweep / "0"), load_results(sweep / "1")
     assert (first["config"]["seed"], second["config"]["seed"]) == (1, 2)
-    again_dir = tmp_path / "again"
-    proc = run_cli(*TINY, "experiment=train_only", "seed=1", f"hydra.run.dir={again_dir}", cwd=tmp_path)
+    again_dir = tmp_path / "again"  # and one message per client instead of packs: the same updates
+    proc = run_cli(*TINY, "experiment=train_only", "seed=1", "ray.pack_clients=false", "ray.num_cpus=2",
+                   f"hydra.run.dir={again_dir}", cwd=tmp_path)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     again = load_results(again_dir)
     accuracy = [r["test_accuracy"] for r in first["training"]["rounds"]]
@@ -90,6 +91,8 @@ def test_dirichlet_twenty_clients_with_sampling_and_dropouts(tmp_path: Path) -> 
     assert [len(r["clients"]) + len(r["failed_clients"]) for r in rounds] == [10, 10]
     failed = sum(len(r["failed_clients"]) for r in rounds)
     assert failed > 0 and res["placement"]["failed_replies"] == failed  # error replies through Flower
+    # 10 clients a round on 2 actors go out in packs of 3, 2, 2, 1, 1, 1 (dropouts answered inside their pack)
+    assert res["placement"]["train_messages"] == 2 * 6
     assert res["training"]["client_updates"] == 20 - failed
     manifest = json.loads((run_dir / "history" / "manifest.json").read_text())
     for r in rounds:  # the history holds exactly the clients that replied

@@ -28,7 +28,7 @@ from fedunlearn.experiment.checkpoint import RunCheckpoint, load_params, save_pa
 from fedunlearn.fl.fedavg import Evaluate, RoundLog, divergence, replay_rounds, training_schedule
 from fedunlearn.fl.federation import ClientTrainer, Cost, CostMeter, Replies
 from fedunlearn.fl.params import Params, get_params
-from fedunlearn.fl.task import TrainPlan
+from fedunlearn.fl.task import TrainPlan, warm_up
 from fedunlearn.history import HistoryStore
 from fedunlearn.history.writer import BackgroundWriter, FileWriter
 from fedunlearn.models import build_model
@@ -342,6 +342,7 @@ def run_experiment(cfg: Config, trainer: ClientTrainer, run_dir: Path) -> RunRes
 def _run(cfg: Config, trainer: ClientTrainer, run_dir: Path, writer: FileWriter) -> RunResult:
     data = federated_data(cfg)
     model = build_model(cfg.model, data.input_shape, data.num_classes, cfg.seed)
+    warm_up(model)  # the server trains too (distillation, ascent): no method's wall pays torch's first optimizer
     num_params = sum(p.numel() for p in model.parameters())
     log.info(
         "%s: %d train / %d test samples, %d clients (%s), model %s with %d parameters",

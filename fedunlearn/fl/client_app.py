@@ -6,7 +6,14 @@ batch-size, momentum, seed. Reply: arrays ``arrays``, metrics ``metrics`` with p
 epochs, train-loss, and config ``placement`` (device, Ray GPU ids, worker pid, start and end times).
 A client that drops out (``fl.dropout_rate``) replies with error ``DROPOUT``; a client whose training raises
 replies with error ``FAILED``, whose reason is the one-line error, then the traceback. A ``query`` message
-answers partition-id.
+answers partition-id; with config ``warm-up`` it first builds the federation's data and model (so that no timed
+stage pays a new worker's start-up).
+
+A *pack* (simulation only, ``ray.pack_clients``): a train message whose config also lists ``cids`` and ``seeds``
+trains those clients in turn on this worker and answers them in one reply — records ``arrays/<cid>``,
+``metrics/<cid>``, ``placement/<cid>`` per client, or ``error/<cid>`` (code, reason) for one that dropped out or
+failed — plus metrics ``node`` with the partition-id of the node it was sent to. The updates are those of one
+message per client (the same seeds); only the Ray round trips are fewer.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import json
 import os
 import time
 import traceback
+from collections.abc import Mapping
 from typing import Any
 
 import ray
@@ -24,7 +32,7 @@ from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Error, Message, 
 from flwr.clientapp import ClientApp
 
 from fedunlearn.fl.params import Params
-from fedunlearn.fl.task import TaskConfig, TrainPlan, drops_out, run_client
+from fedunlearn.fl.task import TaskConfig, TrainPlan, drops_out, run_client, warm_up
 
 DROPOUT = 1001  # error code: a simulated dropout (fl.dropout_rate)
 FAILED = 1002  # error code: the ClientApp raised
@@ -71,6 +79,31 @@ def record_to_plan(record: ConfigRecord) -> tuple[TrainPlan, int]:
     return plan, int(number(record, "seed"))
 
 
+def pack_to_record(plan: TrainPlan, seeds: Mapping[int, int]) -> ConfigRecord:
+    """The config of a pack: the plan, and each client's id and seed (``seed`` is the first client's)."""
+    cids = sorted(seeds)
+    record = plan_to_record(plan, seeds[cids[0]])
+    record["cids"] = cids
+    record["seeds"] = [seeds[c] for c in cids]
+    return record
+
+
+def record_to_pack(record: ConfigRecord) -> dict[int, int] | None:
+    """Client id → seed of a pack's config; None for a one-client message."""
+    if "cids" not in record:
+        return None
+    cids, seeds = record["cids"], record["seeds"]
+    if not isinstance(cids, list) or not isinstance(seeds, list) or len(cids) != len(seeds):
+        raise TypeError("a pack's config needs lists cids and seeds of one length")
+    return {_integer(c): _integer(s) for c, s in zip(cids, seeds, strict=True)}
+
+
+def _integer(value: object) -> int:
+    if not isinstance(value, int):
+        raise TypeError(f"expected an integer, got {type(value).__name__}")
+    return value
+
+
 def _device() -> torch.device:
     # Ray sets CUDA_VISIBLE_DEVICES to the GPU share it assigned this actor.
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -105,6 +138,39 @@ def make_client_app(task: TaskConfig) -> ClientApp:
     return _APPS[key]
 
 
+def _train_one(
+    task: TaskConfig, cid: int, params: Params, plan: TrainPlan, seed: int, group: str
+) -> RecordDict | Error:
+    """Client ``cid``'s reply content (arrays, metrics, placement), or the Error of a dropout or a failure."""
+    if drops_out(seed, task.dropout_rate):
+        return Error(DROPOUT, f"client {cid} dropped out (fl.dropout_rate)")
+    started = time.time()
+    device = _device()
+    try:
+        update = run_client(task, cid, params, plan, seed, device, group)
+    except Exception as err:  # reported to the server, which applies fl.max_client_failures
+        return Error(FAILED, f"{type(err).__name__}: {err}".splitlines()[0] + "\n" + traceback.format_exc())
+    metrics = MetricRecord(
+        {
+            "partition-id": cid,
+            "num-examples": update.num_examples,
+            "epochs": update.epochs,
+            "train-loss": update.loss,
+        }
+    )
+    placement = ConfigRecord(
+        {
+            "device": str(device),
+            "gpu-ids": _ray_gpu_ids(),
+            "pid": os.getpid(),
+            "node": ray.get_runtime_context().get_node_id() if ray.is_initialized() else "",
+            "started": started,
+            "ended": time.time(),
+        }
+    )
+    return RecordDict({"arrays": params_to_record(update.params), "metrics": metrics, "placement": placement})
+
+
 def _new_client_app(task: TaskConfig) -> ClientApp:
     app = TaskClientApp()
     app.task = task
@@ -112,42 +178,29 @@ def _new_client_app(task: TaskConfig) -> ClientApp:
     @app.query()
     def query(msg: Message, context: Context) -> Message:
         cid = int(context.node_config["partition-id"])
+        if "warm-up" in msg.content.config_records:
+            warm_up(task.worker_model(task.federation()))
         return Message(RecordDict({"metrics": MetricRecord({"partition-id": cid})}), reply_to=msg)
 
     @app.train()
     def train(msg: Message, context: Context) -> Message:
         torch.set_num_threads(task.threads)
-        cid = int(context.node_config["partition-id"])
-        plan, seed = record_to_plan(msg.content.config_records["config"])
-        if drops_out(seed, task.dropout_rate):
-            return Message(Error(DROPOUT, f"client {cid} dropped out (fl.dropout_rate)"), reply_to=msg)
-        started = time.time()
-        device = _device()
-        try:
-            params = record_to_params(msg.content.array_records["arrays"])
-            update = run_client(task, cid, params, plan, seed, device, msg.metadata.group_id)
-        except Exception as err:  # reported to the server, which applies fl.max_client_failures
-            reason = f"{type(err).__name__}: {err}".splitlines()[0] + "\n" + traceback.format_exc()
-            return Message(Error(FAILED, reason), reply_to=msg)
-        metrics = MetricRecord(
-            {
-                "partition-id": cid,
-                "num-examples": update.num_examples,
-                "epochs": update.epochs,
-                "train-loss": update.loss,
-            }
-        )
-        placement = ConfigRecord(
-            {
-                "device": str(device),
-                "gpu-ids": _ray_gpu_ids(),
-                "pid": os.getpid(),
-                "node": ray.get_runtime_context().get_node_id() if ray.is_initialized() else "",
-                "started": started,
-                "ended": time.time(),
-            }
-        )
-        content = RecordDict({"arrays": params_to_record(update.params), "metrics": metrics, "placement": placement})
+        config = msg.content.config_records["config"]
+        plan, seed = record_to_plan(config)
+        params = record_to_params(msg.content.array_records["arrays"])
+        group = msg.metadata.group_id
+        pack = record_to_pack(config)
+        if pack is None:
+            one = _train_one(task, int(context.node_config["partition-id"]), params, plan, seed, group)
+            return Message(one, reply_to=msg)
+        content = RecordDict({"node": MetricRecord({"partition-id": int(context.node_config["partition-id"])})})
+        for cid, client_seed in pack.items():
+            outcome = _train_one(task, cid, params, plan, client_seed, group)
+            if isinstance(outcome, Error):
+                content[f"error/{cid}"] = ConfigRecord({"code": outcome.code, "reason": outcome.reason or ""})
+                continue
+            for name, record in outcome.items():
+                content[f"{name}/{cid}"] = record
         return Message(content, reply_to=msg)
 
     return app

@@ -9,20 +9,28 @@ node's first reply confirms it. On any other Grid each node is asked once for it
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from flwr.app import Context, Message, MessageType, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType, RecordDict
 from flwr.serverapp import Grid, ServerApp
 
 from fedunlearn.fl import engine
-from fedunlearn.fl.client_app import DROPOUT, number, params_to_record, plan_to_record, record_to_params
+from fedunlearn.fl.client_app import (
+    DROPOUT,
+    number,
+    pack_to_record,
+    params_to_record,
+    plan_to_record,
+    record_to_params,
+)
 from fedunlearn.fl.federation import ClientFailure, ClientTrainer, Replies, settle
 from fedunlearn.fl.params import Params
-from fedunlearn.fl.task import ClientUpdate, TrainPlan
+from fedunlearn.fl.task import ClientUpdate, TrainPlan, sgd_steps
 
 log = logging.getLogger(__name__)
 trace = logging.getLogger("fedunlearn.trace")  # the run's log file only
@@ -55,6 +63,7 @@ class Placement:
     max_concurrent_clients: int = 0
     failed_replies: int = 0  # simulated dropouts
     client_failures: int = 0  # ClientApps that raised (tolerated)
+    train_messages: int = 0  # train messages sent (fewer than client runs when clients go in packs)
 
     def summary(self) -> dict[str, Any]:
         workers_of_gpu: dict[str, int] = {}
@@ -73,6 +82,7 @@ class Placement:
             "max_concurrent_clients": self.max_concurrent_clients,
             "failed_replies": self.failed_replies,
             "client_failures": self.client_failures,
+            "train_messages": self.train_messages,
         }
 
 
@@ -83,10 +93,27 @@ def _nodes_in_registration_order(grid: Grid) -> list[int] | None:
     return list(registry) if isinstance(registry, dict) else None
 
 
+def make_packs(work: Mapping[int, float], seeds: Mapping[int, int], workers: int) -> list[dict[int, int]]:
+    """``seeds`` in packs for ``workers`` workers that take the next pack as they come free: the clients ordered by
+    ``work``, largest first, cut into packs of ⌈remaining / (2 · workers)⌉ (guided self-scheduling: large packs
+    first, single clients last, so that the workers end together whatever their speed)."""
+    order = sorted(seeds, key=lambda c: (-work[c], c))
+    packs, i = [], 0
+    while i < len(order):
+        size = max(1, math.ceil((len(order) - i) / (2 * workers)))
+        packs.append({c: seeds[c] for c in sorted(order[i : i + size])})
+        i += size
+    return packs
+
+
 class FlowerTrainer:
     """Sends train messages to the ClientApps through Flower's Grid and collects the replies.
 
-    ``stop`` ends a wait early (SIGTERM, or the simulation engine failed): ``train`` then raises Interrupted.
+    ``packs`` (simulation only): when a round has more clients than that, they go out in ``packs`` messages, each
+    training its clients in turn on one Ray worker (``ray.pack_clients``), instead of one message per client; the
+    updates are the same. ``sizes`` (samples per client) balance the packs. ``warm_up`` asks that many workers to
+    build the data and model before the first round. ``stop`` ends a wait early (SIGTERM, or the simulation engine
+    failed): ``train`` then raises Interrupted.
     """
 
     def __init__(
@@ -97,14 +124,21 @@ class FlowerTrainer:
         stop: threading.Event,
         pull_interval: float = 0.05,
         wait_s: float = 120.0,
+        packs: int | None = None,
+        sizes: Sequence[int] | None = None,
+        warm_up: int = 0,
     ) -> None:
         self.grid = grid
         self.max_failures = max_failures
         self.stop = stop
         self.pull_interval = pull_interval
+        self.packs = packs
+        self.sizes = sizes
         self.placement = Placement()
         self.unconfirmed: set[int] = set()
         self.node_of = self._discover(num_clients, wait_s)
+        if warm_up:
+            self._warm_up(min(warm_up, num_clients))
 
     def _check_stop(self) -> None:
         if self.stop.is_set():
@@ -139,63 +173,87 @@ class FlowerTrainer:
             raise RuntimeError(f"expected client ids 0..{num_clients - 1}, nodes answered {sorted(mapping)}")
         return mapping
 
-    def _exchange(self, messages: list[Message], group: str) -> list[Message]:
-        """Push ``messages`` and wait for every reply: woken as replies land (at most ``pull_interval`` apart)."""
+    def _warm_up(self, workers: int) -> None:
+        """One query per worker that builds the data and model there: a new Ray worker's imports and data set-up
+        (seconds) then fall before the first timed stage, not inside it."""
+        t0 = time.monotonic()
+        content = RecordDict({"warm-up": ConfigRecord({"workers": workers})})
+        messages = [
+            Message(content, dst_node_id=self.node_of[cid], message_type=MessageType.QUERY) for cid in range(workers)
+        ]
+        for reply in self._exchange(messages, "warm-up"):
+            if reply.has_error():
+                raise RuntimeError(f"a ClientApp failed to start: {reply.error.reason}")
+        log.info("%d worker(s) warmed up in %.1fs", workers, time.monotonic() - t0)
+
+    def _exchange(self, messages: list[Message], group: str) -> Iterator[Message]:
+        """Push ``messages`` and yield the replies as they land (woken by each, at most ``pull_interval`` apart),
+        so that the caller reads one while the others are still being computed."""
         pending = set(self.grid.push_messages(messages))
         engine.notify()
-        replies: list[Message] = []
         while pending:
             self._check_stop()
             got = list(self.grid.pull_messages(pending))
-            replies.extend(got)
             pending.difference_update(m.metadata.reply_to_message_id for m in got)
+            yield from got
             if pending:
                 engine.wait_for_replies(self.pull_interval)
-        return replies
+
+    def _messages(
+        self, arrays: ArrayRecord, seeds: Mapping[int, int], plan: TrainPlan, group: str
+    ) -> tuple[list[Message], dict[int, list[int]]]:
+        """The round's train messages, and the clients each node's message trains."""
+        packs = None
+        if self.packs:
+            # a client's work: its SGD steps, plus one for what a client costs besides them
+            sizes = self.sizes
+            work = {c: 1.0 + (sgd_steps(sizes[c], plan.batch_size, plan.epochs) if sizes else 1.0) for c in seeds}
+            packs = make_packs(work, seeds, self.packs)
+        messages, clients_of_node = [], {}
+        for pack in packs or [{cid: seed} for cid, seed in sorted(seeds.items())]:
+            first = min(pack)
+            config = pack_to_record(plan, pack) if packs else plan_to_record(plan, pack[first])
+            node = self.node_of[first]
+            clients_of_node[node] = sorted(pack)
+            content = RecordDict({"arrays": arrays, "config": config})
+            messages.append(Message(content, dst_node_id=node, message_type=MessageType.TRAIN, group_id=group))
+        return messages, clients_of_node
 
     def train(self, params: Params, seeds: Mapping[int, int], plan: TrainPlan, group: str) -> Replies:
-        arrays = params_to_record(params)
-        client_of_node = {}
-        messages = []
-        for cid, seed in sorted(seeds.items()):
-            content = RecordDict({"arrays": arrays, "config": plan_to_record(plan, seed)})
-            node = self.node_of[cid]
-            client_of_node[node] = cid
-            messages.append(Message(content, dst_node_id=node, message_type=MessageType.TRAIN, group_id=group))
+        messages, clients_of_node = self._messages(params_to_record(params), seeds, plan, group)
+        self.placement.train_messages += len(messages)
         updates, dropped, failures, spans = [], [], [], []
         for reply in self._exchange(messages, group):
-            cid = client_of_node[reply.metadata.src_node_id]
-            if reply.has_error():
-                if reply.error.code == DROPOUT:
-                    dropped.append(cid)
-                else:
-                    error, _, detail = (reply.error.reason or "").strip().partition("\n")
-                    failures.append(ClientFailure(cid, error, detail))
+            node = reply.metadata.src_node_id
+            cids = clients_of_node[node]
+            if reply.has_error():  # the ClientApp's own error (one client), or the whole pack's worker failed
+                reason = (reply.error.reason or "").strip()
+                for cid in cids:
+                    if reply.error.code == DROPOUT:
+                        dropped.append(cid)
+                    else:
+                        error, _, detail = reason.partition("\n")
+                        failures.append(ClientFailure(cid, error, detail))
                 continue
-            m = reply.content.metric_records["metrics"]
-            if int(number(m, "partition-id")) != cid:
-                raise RuntimeError(
-                    f"node {reply.metadata.src_node_id} holds partition {int(number(m, 'partition-id'))}, not {cid}: "
-                    "this Flower version registers simulation nodes in another order"
-                )
-            self.unconfirmed.discard(cid)
-            where = reply.content.config_records["placement"]
-            pid = int(number(where, "pid"))
-            self.placement.devices.add(str(where["device"]))
-            self.placement.gpu_ids_of_worker[pid] = str(where["gpu-ids"])
-            self.placement.node_of_worker[pid] = str(where["node"])
-            node_id = str(where["node"])
-            self.placement.clients_per_node[node_id] = self.placement.clients_per_node.get(node_id, 0) + 1
-            spans.append((number(where, "started"), number(where, "ended")))
-            updates.append(
-                ClientUpdate(
-                    cid,
-                    record_to_params(reply.content.array_records["arrays"]),
-                    int(number(m, "num-examples")),
-                    number(m, "epochs"),
-                    number(m, "train-loss"),
-                )
-            )
+            content = reply.content
+            if len(cids) == 1 and "node" not in content:
+                outcomes = [(cids[0], content, "")]
+            else:
+                node_partition = int(number(content.metric_records["node"], "partition-id"))
+                self._confirm(node, node_partition, cids[0])
+                outcomes = [(cid, content, f"/{cid}") for cid in cids]
+            for cid, records, suffix in outcomes:
+                if f"error{suffix}" in records:
+                    err = records.config_records[f"error{suffix}"]
+                    if int(number(err, "code")) == DROPOUT:
+                        dropped.append(cid)
+                    else:
+                        error, _, detail = str(err["reason"]).strip().partition("\n")
+                        failures.append(ClientFailure(cid, error, detail))
+                    continue
+                update, span = self._update(cid, node, records, suffix, confirm=not suffix)
+                updates.append(update)
+                spans.append(span)
         self.placement.failed_replies += len(dropped)
         self.placement.client_failures += len(failures)
         for failure in failures:
@@ -203,6 +261,38 @@ class FlowerTrainer:
             trace.warning("[%s] client %d failed:\n%s", group, failure.cid, failure.detail)
         self.placement.max_concurrent_clients = max(self.placement.max_concurrent_clients, max_concurrency(spans))
         return settle(group, Replies(updates, dropped, failures), self.max_failures)
+
+    def _confirm(self, node: int, partition: int, cid: int) -> None:
+        """The node sent client ``cid``'s message answered as partition ``partition``: the mapping holds."""
+        if partition != cid:
+            raise RuntimeError(
+                f"node {node} holds partition {partition}, not {cid}: this Flower version registers simulation nodes "
+                "in another order"
+            )
+        self.unconfirmed.discard(cid)
+
+    def _update(
+        self, cid: int, node: int, content: RecordDict, suffix: str, confirm: bool
+    ) -> tuple[ClientUpdate, tuple[float, float]]:
+        """Client ``cid``'s update and (start, end) from its records (``<name><suffix>``); records where it ran."""
+        m = content.metric_records[f"metrics{suffix}"]
+        if confirm:
+            self._confirm(node, int(number(m, "partition-id")), cid)
+        where = content.config_records[f"placement{suffix}"]
+        pid = int(number(where, "pid"))
+        node_id = str(where["node"])
+        self.placement.devices.add(str(where["device"]))
+        self.placement.gpu_ids_of_worker[pid] = str(where["gpu-ids"])
+        self.placement.node_of_worker[pid] = node_id
+        self.placement.clients_per_node[node_id] = self.placement.clients_per_node.get(node_id, 0) + 1
+        update = ClientUpdate(
+            cid,
+            record_to_params(content.array_records[f"arrays{suffix}"]),
+            int(number(m, "num-examples")),
+            number(m, "epochs"),
+            number(m, "train-loss"),
+        )
+        return update, (number(where, "started"), number(where, "ended"))
 
 
 @dataclass
@@ -216,15 +306,23 @@ class ServerRun:
 
 
 def make_server_app(
-    main: Callable[[ClientTrainer], Any], num_clients: int, max_failures: int, stop: threading.Event, run: ServerRun
+    main: Callable[[ClientTrainer], Any],
+    num_clients: int,
+    max_failures: int,
+    stop: threading.Event,
+    run: ServerRun,
+    packs: int | None = None,
+    sizes: Sequence[int] | None = None,
+    warm_up: int = 0,
 ) -> ServerApp:
-    """A ServerApp whose main calls ``main(trainer)`` and leaves its outcome in ``run``."""
+    """A ServerApp whose main calls ``main(trainer)`` and leaves its outcome in ``run`` (``packs``, ``sizes``,
+    ``warm_up``: FlowerTrainer's)."""
     app = ServerApp()
 
     @app.main()
     def _main(grid: Grid, context: Context) -> None:
         try:
-            trainer = FlowerTrainer(grid, num_clients, max_failures, stop)
+            trainer = FlowerTrainer(grid, num_clients, max_failures, stop, packs=packs, sizes=sizes, warm_up=warm_up)
             run.result = main(trainer)
             run.placement = trainer.placement.summary()
         except BaseException as err:  # handed to the launcher, which reports it outside Flower's engine

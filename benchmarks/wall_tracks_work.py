@@ -1,0 +1,122 @@
+"""Does wall time track work? For every history-based method that asks clients to train: its wall speed-up over
+retrain against its speed-up in client-epochs, with a round's clients sent as packs (``ray.pack_clients=true``,
+the default) and as one message per client (``false``), on the same trained model.
+
+    python benchmarks/wall_tracks_work.py                               # settings C (100 rounds), A and E (50)
+    python benchmarks/wall_tracks_work.py --settings 2 --rounds 100     # one setting (index into frontier.SETTINGS)
+
+About 45 minutes on 2 cores. The cnn settings train 50 rounds: the ratio is per step and round, and 100 would double
+a run that repeats every method six times.
+
+Target (issue 16, item 5): wall speed-up ≥ 0.9 × the speed-up in client-epochs. Each pack mode runs every method
+three times on the same trained model (the run's resume with their stages dropped) and retrain with them; each
+wall is the median of the three, with the ratio's spread over the three repetitions (repetition i's method wall
+against repetition i's retrain). Methods that ask no client to train (fedaccum, fedrecovery, kd) have no
+epoch speed-up to track and are left out. Writes benchmarks/out/wall_tracks_work.{json,md}.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from _measure import machine, run_fedunlearn, write_outputs
+from frontier import SETTINGS
+
+OUT = Path(__file__).parent / "out"
+METHODS = ["retrain", "federaser", "fedrecover", "crab", "sifu", "rollback", "kd_recover"]
+RATIO = 0.9
+REPEATS = 3
+
+
+def again(run_dir: Path, overrides: list[str], copy: Path) -> dict[str, Any]:
+    """Every method once more on the run's trained model (its stages dropped from a copy's checkpoint)."""
+    shutil.copytree(run_dir, copy)
+    state_path = copy / "checkpoint" / "state.json"
+    state = json.loads(state_path.read_text())
+    for m in METHODS:
+        state["stages"].pop(m, None)
+        (copy / "models" / f"{m}.safetensors").unlink(missing_ok=True)
+    state_path.write_text(json.dumps(state))
+    (copy / "results.json").unlink()
+    results = run_fedunlearn(copy, [*overrides, "resume=true"]).results
+    shutil.rmtree(copy)
+    return dict(results["unlearning"])
+
+
+def measure(label: str, overrides: list[str], tmp: Path) -> dict[str, Any]:
+    """Both pack modes on one trained model: rows of (method, mode) with epoch and wall speed-ups."""
+    run_dir = tmp / "run"
+    print(f"[{label}] {' '.join(overrides)}", flush=True)
+    base = [*overrides, f"unlearning.methods=[{','.join(METHODS)}]", "ray.num_cpus=2"]
+    first = run_fedunlearn(run_dir, base).results
+    rows = []
+    for mode in ("true", "false"):
+        reps = [first["unlearning"]] if mode == "true" else []
+        while len(reps) < REPEATS:
+            reps.append(again(run_dir, [*base, f"ray.pack_clients={mode}"], tmp / f"again-{mode}-{len(reps)}"))
+        for m in METHODS[1:]:
+            walls = [r[m]["wall_s"] for r in reps]
+            retrain = [r["retrain"]["wall_s"] for r in reps]
+            epochs = reps[0]["retrain"]["client_epochs"] / reps[0][m]["client_epochs"]
+            wall = statistics.median(retrain) / statistics.median(walls)
+            each = [rt / w / epochs for rt, w in zip(retrain, walls, strict=True)]
+            rows.append({"method": m, "packs": mode == "true", "speedup_epochs": epochs, "speedup_wall": wall,
+                         "ratio": wall / epochs, "ratio_spread": [min(each), max(each)], "walls": walls,
+                         "retrain_walls": retrain, "meets": wall / epochs >= RATIO})  # fmt: skip
+    shutil.rmtree(run_dir)
+    return {"label": label, "overrides": overrides, "training_wall_s": first["training"]["wall_s"], "rows": rows}
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    lines = [
+        f"Machine: {machine()}. Wall speed-up = median retrain wall / median method wall "
+        f"over {REPEATS} repetitions; ratio = wall speed-up / epoch speed-up (target ≥ {RATIO}).",
+        "",
+    ]
+    for r in results:
+        lines += [f"### {r['label']}", "", f"`{' '.join(r['overrides'])}`", "",
+                  "| method | epochs | wall, packs | ratio, packs (spread) | wall, a message per client | "
+                  "ratio, a message per client (spread) |", "|---|---:|---:|---:|---:|---:|"]  # fmt: skip
+        for m in METHODS[1:]:
+            p = next(x for x in r["rows"] if x["method"] == m and x["packs"])
+            q = next(x for x in r["rows"] if x["method"] == m and not x["packs"])
+            lines.append(
+                f"| {m} | {p['speedup_epochs']:.2f}× | {p['speedup_wall']:.2f}× | {p['ratio']:.2f} "
+                f"({p['ratio_spread'][0]:.2f}–{p['ratio_spread'][1]:.2f}){' ✓' if p['meets'] else ''} | "
+                f"{q['speedup_wall']:.2f}× | {q['ratio']:.2f} ({q['ratio_spread'][0]:.2f}–{q['ratio_spread'][1]:.2f})"
+                f"{' ✓' if q['meets'] else ''} |"
+            )
+        lines.append("")
+    meets = [m for m in METHODS[1:] if all(next(x for x in r["rows"] if x["method"] == m and x["packs"])["meets"]
+                                          for r in results)]  # fmt: skip
+    lines.append(f"Methods whose wall tracks their work (ratio ≥ {RATIO}, packs) on every setting: "
+                 f"{', '.join(meets) or 'none'}.")  # fmt: skip
+    return "\n".join(lines)
+
+
+def main() -> None:
+    args = sys.argv[1:]
+    chosen, rounds = [2, 0, 4], [100, 50, 50]
+    if "--settings" in args:
+        chosen = [int(i) for i in args[args.index("--settings") + 1].split(",")]
+    if "--rounds" in args:
+        rounds = [int(n) for n in args[args.index("--rounds") + 1].split(",")]
+    rounds = (rounds * len(chosen))[: len(chosen)] if len(rounds) == 1 else rounds
+    labels = list(SETTINGS)
+    results: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, n in zip(chosen, rounds, strict=True):
+            results.append(measure(labels[i], [*SETTINGS[labels[i]], f"fl.num_rounds={n}"], Path(tmp)))
+            text = table(results)
+            write_outputs(OUT, "wall_tracks_work", {"machine": machine(), "settings": results}, text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import subprocess
 import sys
 import threading
@@ -62,6 +63,22 @@ def run_fedunlearn(run_dir: Path, overrides: list[str], interval_s: float = 0.2)
         raise RuntimeError(f"fedunlearn {' '.join(overrides)} failed:\n{output[-3000:]}")
     results = json.loads((run_dir / "results.json").read_text())
     return Measured(wall, peak[0] / 2**20, peak[1] / 2**20, results)
+
+
+def run_again(run_dir: Path, copy: Path, overrides: list[str], methods: list[str]) -> dict[str, Any]:
+    """``methods`` once more on a finished run's trained model: a copy of ``run_dir`` with their stages dropped from
+    its checkpoint, resumed (a fresh simulation); the copy's ``unlearning`` results. The copy is removed."""
+    shutil.copytree(run_dir, copy)
+    state_path = copy / "checkpoint" / "state.json"
+    state = json.loads(state_path.read_text())
+    for m in methods:
+        state["stages"].pop(m, None)
+        (copy / "models" / f"{m}.safetensors").unlink(missing_ok=True)
+    state_path.write_text(json.dumps(state))
+    (copy / "results.json").unlink()
+    results = run_fedunlearn(copy, [*overrides, "resume=true"]).results
+    shutil.rmtree(copy)
+    return dict(results["unlearning"])
 
 
 def machine() -> str:

@@ -15,7 +15,6 @@ benchmarks/out/frontier.{json,md} and one frontier plot per setting plus the tra
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 import statistics
@@ -24,7 +23,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from _measure import machine, run_fedunlearn, write_outputs
+from _measure import machine, run_again, run_fedunlearn, write_outputs
 
 OUT = Path(__file__).parent / "out"
 ROUNDS = 100
@@ -60,19 +59,9 @@ def repeat_fast(run_dir: Path, overrides: list[str], methods: list[str], times: 
     """Run ``methods`` ``times`` more on the run's trained model (their stages dropped from a copy's checkpoint)."""
     walls: dict[str, list[float]] = {m: [] for m in methods}
     for i in range(times):
-        copy = run_dir.parent / f"{run_dir.name}-again-{i}"
-        shutil.copytree(run_dir, copy)
-        state_path = copy / "checkpoint" / "state.json"
-        state = json.loads(state_path.read_text())
+        again = run_again(run_dir, run_dir.parent / f"{run_dir.name}-again-{i}", overrides, methods)
         for m in methods:
-            state["stages"].pop(m, None)
-            (copy / "models" / f"{m}.safetensors").unlink(missing_ok=True)
-        state_path.write_text(json.dumps(state))
-        (copy / "results.json").unlink()
-        again = run_fedunlearn(copy, [*overrides, "resume=true"])
-        for m in methods:
-            walls[m].append(again.results["unlearning"][m]["wall_s"])
-        shutil.rmtree(copy)
+            walls[m].append(again[m]["wall_s"])
     return walls
 
 

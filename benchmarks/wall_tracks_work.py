@@ -17,7 +17,6 @@ epoch speed-up to track and are left out. Writes benchmarks/out/wall_tracks_work
 
 from __future__ import annotations
 
-import json
 import shutil
 import statistics
 import sys
@@ -25,28 +24,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from _measure import machine, run_fedunlearn, write_outputs
+from _measure import machine, run_again, run_fedunlearn, write_outputs
 from frontier import SETTINGS
 
 OUT = Path(__file__).parent / "out"
 METHODS = ["retrain", "federaser", "fedrecover", "crab", "sifu", "rollback", "kd_recover"]
 RATIO = 0.9
 REPEATS = 3
-
-
-def again(run_dir: Path, overrides: list[str], copy: Path) -> dict[str, Any]:
-    """Every method once more on the run's trained model (its stages dropped from a copy's checkpoint)."""
-    shutil.copytree(run_dir, copy)
-    state_path = copy / "checkpoint" / "state.json"
-    state = json.loads(state_path.read_text())
-    for m in METHODS:
-        state["stages"].pop(m, None)
-        (copy / "models" / f"{m}.safetensors").unlink(missing_ok=True)
-    state_path.write_text(json.dumps(state))
-    (copy / "results.json").unlink()
-    results = run_fedunlearn(copy, [*overrides, "resume=true"]).results
-    shutil.rmtree(copy)
-    return dict(results["unlearning"])
 
 
 def measure(label: str, overrides: list[str], tmp: Path) -> dict[str, Any]:
@@ -59,7 +43,8 @@ def measure(label: str, overrides: list[str], tmp: Path) -> dict[str, Any]:
     for mode in ("true", "false"):
         reps = [first["unlearning"]] if mode == "true" else []
         while len(reps) < REPEATS:
-            reps.append(again(run_dir, [*base, f"ray.pack_clients={mode}"], tmp / f"again-{mode}-{len(reps)}"))
+            copy = tmp / f"again-{mode}-{len(reps)}"
+            reps.append(run_again(run_dir, copy, [*base, f"ray.pack_clients={mode}"], METHODS))
         for m in METHODS[1:]:
             walls = [r[m]["wall_s"] for r in reps]
             retrain = [r["retrain"]["wall_s"] for r in reps]

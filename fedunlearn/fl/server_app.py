@@ -106,14 +106,23 @@ def make_packs(work: Mapping[int, float], seeds: Mapping[int, int], workers: int
     return packs
 
 
+def _refused(cid: int, code: int, reason: str, dropped: list[int], failures: list[ClientFailure]) -> None:
+    """A client that did not send an update: a simulated dropout, or a failure (its one-line error, then detail)."""
+    if code == DROPOUT:
+        dropped.append(cid)
+    else:
+        error, _, detail = reason.strip().partition("\n")
+        failures.append(ClientFailure(cid, error, detail))
+
+
 class FlowerTrainer:
     """Sends train messages to the ClientApps through Flower's Grid and collects the replies.
 
-    ``packs`` (simulation only): when a round has more clients than that, they go out in ``packs`` messages, each
-    training its clients in turn on one Ray worker (``ray.pack_clients``), instead of one message per client; the
-    updates are the same. ``sizes`` (samples per client) balance the packs. ``warm_up`` asks that many workers to
-    build the data and model before the first round. ``stop`` ends a wait early (SIGTERM, or the simulation engine
-    failed): ``train`` then raises Interrupted.
+    ``pack_for`` (simulation only, ``ray.pack_clients``): a round's clients go out in packs cut for that many
+    workers (``make_packs``), each message training its clients in turn on one Ray worker, instead of one message
+    per client; the updates are the same. ``sizes`` (samples per client) estimate each client's work. ``warm_up``
+    asks that many workers to build the data and model before the first round. ``stop`` ends a wait early (SIGTERM,
+    or the simulation engine failed): ``train`` then raises Interrupted.
     """
 
     def __init__(
@@ -124,7 +133,7 @@ class FlowerTrainer:
         stop: threading.Event,
         pull_interval: float = 0.05,
         wait_s: float = 120.0,
-        packs: int | None = None,
+        pack_for: int | None = None,
         sizes: Sequence[int] | None = None,
         warm_up: int = 0,
     ) -> None:
@@ -132,7 +141,7 @@ class FlowerTrainer:
         self.max_failures = max_failures
         self.stop = stop
         self.pull_interval = pull_interval
-        self.packs = packs
+        self.pack_for = pack_for
         self.sizes = sizes
         self.placement = Placement()
         self.unconfirmed: set[int] = set()
@@ -204,11 +213,11 @@ class FlowerTrainer:
     ) -> tuple[list[Message], dict[int, list[int]]]:
         """The round's train messages, and the clients each node's message trains."""
         packs = None
-        if self.packs:
+        if self.pack_for:
             # a client's work: its SGD steps, plus one for what a client costs besides them
             sizes = self.sizes
             work = {c: 1.0 + (sgd_steps(sizes[c], plan.batch_size, plan.epochs) if sizes else 1.0) for c in seeds}
-            packs = make_packs(work, seeds, self.packs)
+            packs = make_packs(work, seeds, self.pack_for)
         messages, clients_of_node = [], {}
         for pack in packs or [{cid: seed} for cid, seed in sorted(seeds.items())]:
             first = min(pack)
@@ -222,36 +231,29 @@ class FlowerTrainer:
     def train(self, params: Params, seeds: Mapping[int, int], plan: TrainPlan, group: str) -> Replies:
         messages, clients_of_node = self._messages(params_to_record(params), seeds, plan, group)
         self.placement.train_messages += len(messages)
-        updates, dropped, failures, spans = [], [], [], []
+        updates, spans = [], []
+        dropped: list[int] = []
+        failures: list[ClientFailure] = []
         for reply in self._exchange(messages, group):
             node = reply.metadata.src_node_id
             cids = clients_of_node[node]
             if reply.has_error():  # the ClientApp's own error (one client), or the whole pack's worker failed
-                reason = (reply.error.reason or "").strip()
                 for cid in cids:
-                    if reply.error.code == DROPOUT:
-                        dropped.append(cid)
-                    else:
-                        error, _, detail = reason.partition("\n")
-                        failures.append(ClientFailure(cid, error, detail))
+                    _refused(cid, int(reply.error.code), reply.error.reason or "", dropped, failures)
                 continue
             content = reply.content
-            if len(cids) == 1 and "node" not in content:
-                outcomes = [(cids[0], content, "")]
+            if "node" in content:  # a pack: the node's partition, then each client's records as <name>/<cid>
+                self._confirm(node, int(number(content.metric_records["node"], "partition-id")), cids[0])
+                suffixes = [f"/{cid}" for cid in cids]
             else:
-                node_partition = int(number(content.metric_records["node"], "partition-id"))
-                self._confirm(node, node_partition, cids[0])
-                outcomes = [(cid, content, f"/{cid}") for cid in cids]
-            for cid, records, suffix in outcomes:
-                if f"error{suffix}" in records:
-                    err = records.config_records[f"error{suffix}"]
-                    if int(number(err, "code")) == DROPOUT:
-                        dropped.append(cid)
-                    else:
-                        error, _, detail = str(err["reason"]).strip().partition("\n")
-                        failures.append(ClientFailure(cid, error, detail))
+                self._confirm(node, int(number(content.metric_records["metrics"], "partition-id")), cids[0])
+                suffixes = [""]
+            for cid, suffix in zip(cids, suffixes, strict=True):
+                if f"error{suffix}" in content:
+                    err = content.config_records[f"error{suffix}"]
+                    _refused(cid, int(number(err, "code")), str(err["reason"]), dropped, failures)
                     continue
-                update, span = self._update(cid, node, records, suffix, confirm=not suffix)
+                update, span = self._update(cid, content, suffix)
                 updates.append(update)
                 spans.append(span)
         self.placement.failed_replies += len(dropped)
@@ -271,13 +273,9 @@ class FlowerTrainer:
             )
         self.unconfirmed.discard(cid)
 
-    def _update(
-        self, cid: int, node: int, content: RecordDict, suffix: str, confirm: bool
-    ) -> tuple[ClientUpdate, tuple[float, float]]:
+    def _update(self, cid: int, content: RecordDict, suffix: str) -> tuple[ClientUpdate, tuple[float, float]]:
         """Client ``cid``'s update and (start, end) from its records (``<name><suffix>``); records where it ran."""
         m = content.metric_records[f"metrics{suffix}"]
-        if confirm:
-            self._confirm(node, int(number(m, "partition-id")), cid)
         where = content.config_records[f"placement{suffix}"]
         pid = int(number(where, "pid"))
         node_id = str(where["node"])
@@ -311,18 +309,20 @@ def make_server_app(
     max_failures: int,
     stop: threading.Event,
     run: ServerRun,
-    packs: int | None = None,
+    pack_for: int | None = None,
     sizes: Sequence[int] | None = None,
     warm_up: int = 0,
 ) -> ServerApp:
-    """A ServerApp whose main calls ``main(trainer)`` and leaves its outcome in ``run`` (``packs``, ``sizes``,
+    """A ServerApp whose main calls ``main(trainer)`` and leaves its outcome in ``run`` (``pack_for``, ``sizes``,
     ``warm_up``: FlowerTrainer's)."""
     app = ServerApp()
 
     @app.main()
     def _main(grid: Grid, context: Context) -> None:
         try:
-            trainer = FlowerTrainer(grid, num_clients, max_failures, stop, packs=packs, sizes=sizes, warm_up=warm_up)
+            trainer = FlowerTrainer(
+                grid, num_clients, max_failures, stop, pack_for=pack_for, sizes=sizes, warm_up=warm_up
+            )
             run.result = main(trainer)
             run.placement = trainer.placement.summary()
         except BaseException as err:  # handed to the launcher, which reports it outside Flower's engine

@@ -264,8 +264,8 @@ def simulate(
     """Run ``main(trainer)`` as the ServerApp of a Flower simulation with ``num_clients`` ClientApps; return its
     result, or raise what ended it (its own exception, Stopped, SimulationError, ConfigError).
 
-    Every client actor is warmed up before ``main`` starts; with ``ray.pack_clients`` a round's clients go out as
-    one message per actor, balanced by ``sizes`` (samples per client)."""
+    Every client actor is warmed up before ``main`` starts; with ``ray.pack_clients`` a round's clients go out in
+    packs cut for the actors, their work estimated from ``sizes`` (samples per client)."""
     stop = threading.Event()
     run = ServerRun()
     # Flower's deprecation notice for run_simulation and Ray's accelerator tip are noise here.
@@ -277,8 +277,8 @@ def simulate(
             "Ray: %s, %d node(s), %s; %d client actor(s) at a time",
             info["gcs_address"], info["nodes"], info["resources"], fits,
         )  # fmt: skip
-        packs = fits if cfg.pack_clients else None
-        app = make_server_app(main, num_clients, max_failures, stop, run, packs, sizes, warm_up=fits)
+        pack_for = fits if cfg.pack_clients else None
+        app = make_server_app(main, num_clients, max_failures, stop, run, pack_for, sizes, warm_up=fits)
         engine_error: BaseException | None = None
         try:
             run_simulation(

@@ -22,6 +22,7 @@ HF_DATASETS = ("mnist", "fashion_mnist", "cifar10")
 MODELS = ("mlp", "cnn", "resnet18")
 PARTITIONS = ("iid", "dirichlet", "shards")
 HISTORY_DTYPES = ("float32", "float16")
+CLIENT_STATS = ("auto", "all", "none")
 
 
 class ConfigError(ValueError):
@@ -135,6 +136,7 @@ class HistoryConfig:
     interval: int = spec(ge=1)
     dtype: str = spec(choices=HISTORY_DTYPES)
     dir: str = MISSING
+    client_stats: str = spec(choices=CLIENT_STATS)  # per-client scalars of each round for methods that select
 
 
 @dataclass

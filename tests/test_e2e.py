@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from fedunlearn.history import HistoryStore
 from tests.conftest import TINY, load_results, run_cli
 
 pytestmark = pytest.mark.e2e
@@ -158,4 +159,12 @@ def test_the_newer_methods_through_flower(tmp_path: Path) -> None:
         assert u[name]["stop"]["rule"] in ("remaining_accuracy", "max_rounds"), name
     assert u["kd_recover"]["stop"]["after"] <= 1  # at most 5% of 6 training rounds, rounded up
     assert u["crab"]["info"]["rollback_round"] == 1
+    assert u["crab"]["info"]["losses"] == "recorded"  # history.client_stats=auto: through the ClientApps
+    store = HistoryStore.open(run_dir / "history")
+    for t in store.rounds():
+        assert set(store.client_stats(t, "received_loss") or {}) == set(store.participants(t))
+        assert set(store.client_stats(t, "distance") or {}) == set(store.participants(t))
+    for name in ("puf", "fednot", "fedquit", "sifu", "kd_recover"):  # their stop rule's federated evaluations
+        assert u[name]["info"]["federated_evaluations"] >= 1 and u[name]["info"]["federated_evaluation_s"] > 0
+    assert u["kd_recover"]["info"]["distill_s"] > 0
     assert (run_dir / "frontier.png").exists() and "frontier.png" in proc.stdout

@@ -31,6 +31,8 @@ from fedunlearn.history.writer import FileWriter
 CHECKPOINT_DIR = "checkpoint"
 MODELS_DIR = "models"
 NOT_FINGERPRINTED = ("resume", "ray", "progress")  # may change between a run and its resumption
+# keys that may too: what the history records besides the models (methods fall back when a round lacks it)
+KEYS_NOT_FINGERPRINTED = ("history.client_stats",)
 
 
 class CheckpointError(RuntimeError):
@@ -49,7 +51,7 @@ def fingerprinted(cfg: Config) -> dict[str, Any]:
             flat[prefix[:-1]] = node
 
     walk({k: v for k, v in dataclasses.asdict(cfg).items() if k not in NOT_FINGERPRINTED}, "")
-    return flat
+    return {k: v for k, v in flat.items() if k not in KEYS_NOT_FINGERPRINTED}
 
 
 def config_fingerprint(cfg: Config) -> str:
@@ -65,7 +67,7 @@ def save_params(path: Path, params: Params, writer: FileWriter | None = None) ->
 
 
 def load_params(path: Path) -> Params:
-    return dict(load_safetensors(path.read_bytes()))
+    return dict(sorted(load_safetensors(path.read_bytes()).items()))  # safetensors' order varies between processes
 
 
 def file_sha256(path: Path) -> str:

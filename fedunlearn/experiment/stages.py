@@ -27,9 +27,9 @@ from fedunlearn.experiment.certificate import write_certificate
 from fedunlearn.experiment.checkpoint import RunCheckpoint, load_params, save_params
 from fedunlearn.fl.fedavg import Evaluate, RoundLog, divergence, replay_rounds, training_schedule
 from fedunlearn.fl.federation import ClientTrainer, Cost, CostMeter, Replies
-from fedunlearn.fl.params import Params, get_params
+from fedunlearn.fl.params import Params, add, distances_to, get_params, sample_weights, weighted_sum
 from fedunlearn.fl.task import TrainPlan, warm_up
-from fedunlearn.history import HistoryStore
+from fedunlearn.history import CLIENT_STATS, DISTANCE, RECEIVED_LOSS, HistoryStore
 from fedunlearn.history.writer import BackgroundWriter, FileWriter
 from fedunlearn.models import build_model
 from fedunlearn.reporting.results import (
@@ -104,6 +104,16 @@ class TrainingState:
         )
 
 
+def recorded_stats(cfg: Config) -> frozenset[str]:
+    """The per-client stats training records (``history.client_stats``): auto = those the requested methods read."""
+    if cfg.history.client_stats == "all":
+        return frozenset(CLIENT_STATS)
+    if cfg.history.client_stats == "none":
+        return frozenset()
+    names = method_names(cfg, unlearning.registered())
+    return frozenset().union(*(unlearning.method_class(n).client_stats for n in names))
+
+
 class Training:
     """The train stage: federated training in segments (up to each request, then to the end), every round's
     M^t and updates recorded in the history, checkpointed after every round."""
@@ -135,8 +145,17 @@ class Training:
         self.meter.cost = Cost()
         t0 = time.perf_counter()
 
+        stats = recorded_stats(cfg)
+
         def record(round_: int, params: Params, deltas: dict[int, Params], replies: Replies) -> None:
-            self.run.store.record_round(round_, params, deltas, {u.cid: u.num_examples for u in replies})
+            values: dict[str, dict[int, float]] = {}
+            if RECEIVED_LOSS in stats:
+                values[RECEIVED_LOSS] = {u.cid: u.received_loss for u in replies if u.received_loss is not None}
+            if DISTANCE in stats and replies:
+                weights = sample_weights([u.num_examples for u in replies])
+                new = add(params, weighted_sum([deltas[u.cid] for u in replies], weights))
+                values[DISTANCE] = distances_to(new, params, deltas)
+            self.run.store.record_round(round_, params, deltas, {u.cid: u.num_examples for u in replies}, values)
 
         def checkpoint(round_: int, params: Params, rounds: RoundLog) -> None:
             self.state.round, self.state.rounds = round_, rounds
@@ -152,7 +171,7 @@ class Training:
             self.meter,
             self.params,
             schedule,
-            TrainPlan.from_config(cfg),
+            TrainPlan.from_config(cfg, received_loss=RECEIVED_LOSS in stats),
             cfg.seed,
             self.run.test,
             "train",
@@ -207,6 +226,8 @@ def unlearn(
     t0 = time.perf_counter()
     outcome = unlearning.create(name, run.cfg).unlearn(ctx)
     wall = time.perf_counter() - t0
+    if ctx.evaluations:  # a stop rule's federated evaluations: client work that client-epochs do not count
+        outcome.info.update({"federated_evaluations": ctx.evaluations, "federated_evaluation_s": ctx.evaluation_s})
     if outcome.stop is not None:
         log.info("%s stopped by its %s rule after %d", name, outcome.stop.rule, outcome.stop.after)
     return MethodRun(wall, meter.cost, list(outcome.rounds), outcome.info, outcome.stop), outcome.params

@@ -2,8 +2,9 @@
 
 Client ids are Flower partition ids (``context.node_config["partition-id"]``), stable across rounds.
 Message contract (train): arrays ``arrays``, config ``config`` with local-epochs (may be fractional), lr,
-batch-size, momentum, seed. Reply: arrays ``arrays``, metrics ``metrics`` with partition-id, num-examples,
-epochs, train-loss, and config ``placement`` (device, Ray GPU ids, worker pid, start and end times).
+batch-size, momentum, max-grad-norm, received-loss, seed. Reply: arrays ``arrays``, metrics ``metrics`` with
+partition-id, num-examples, epochs, train-loss (and received-loss, the received model's loss before training, when
+the config asks for it), and config ``placement`` (device, Ray GPU ids, worker pid, start and end times).
 A client that drops out (``fl.dropout_rate``) replies with error ``DROPOUT``; a client whose training raises
 replies with error ``FAILED``, whose reason is the one-line error, then the traceback. A ``query`` message
 answers partition-id; with config ``warm-up`` it first builds the federation's data and model (so that no timed
@@ -63,6 +64,7 @@ def plan_to_record(plan: TrainPlan, seed: int) -> ConfigRecord:
             "batch-size": plan.batch_size,
             "momentum": plan.momentum,
             "max-grad-norm": plan.max_grad_norm or 0.0,  # 0: no clipping
+            "received-loss": plan.received_loss,
             "seed": seed,
         }
     )
@@ -75,6 +77,7 @@ def record_to_plan(record: ConfigRecord) -> tuple[TrainPlan, int]:
         int(number(record, "batch-size")),
         number(record, "momentum"),
         number(record, "max-grad-norm") or None,
+        bool(record["received-loss"]),
     )
     return plan, int(number(record, "seed"))
 
@@ -158,6 +161,8 @@ def _train_one(
             "train-loss": update.loss,
         }
     )
+    if update.received_loss is not None:
+        metrics["received-loss"] = update.received_loss
     placement = ConfigRecord(
         {
             "device": str(device),

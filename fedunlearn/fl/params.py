@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -70,6 +70,12 @@ def flatten(params: Params) -> np.ndarray:
     (so that params read from disk and from a model flatten alike)."""
     parts = [params[k].astype(np.float64).ravel() for k in sorted(params) if is_trainable(params[k])]
     return np.concatenate(parts) if parts else np.zeros(0)
+
+
+def distances_to(new: Params, start: Params, deltas: Mapping[int, Params]) -> dict[int, float]:
+    """‖new − (start + δ_c)‖₂ for each client c: how far each client's model lies from the new aggregate."""
+    a, b = flatten(new), flatten(start)
+    return {c: float(np.linalg.norm(a - (b + flatten(d)))) for c, d in deltas.items()}
 
 
 def unflatten(vector: np.ndarray, like: Params) -> Params:

@@ -289,6 +289,7 @@ class FlowerTrainer:
             int(number(m, "num-examples")),
             number(m, "epochs"),
             number(m, "train-loss"),
+            number(m, "received-loss") if "received-loss" in m else None,
         )
         return update, (number(where, "started"), number(where, "ended"))
 

@@ -65,18 +65,22 @@ def warm_up(model: nn.Module) -> None:
 @dataclass(frozen=True)
 class TrainPlan:
     """Local training of one round: ``epochs`` may be fractional (a share of one epoch's SGD steps);
-    ``max_grad_norm`` clips each step's gradient to that L2 norm (None: no clipping, as in training)."""
+    ``max_grad_norm`` clips each step's gradient to that L2 norm (None: no clipping, as in training);
+    ``received_loss``: evaluate the received model on the client's data first (a forward pass, for Crab)."""
 
     epochs: float
     lr: float
     batch_size: int
     momentum: float
     max_grad_norm: float | None = None
+    received_loss: bool = False  # also report the received model's mean loss on the client's data
 
     @classmethod
-    def from_config(cls, cfg: Config, epochs: float | None = None, max_grad_norm: float | None = None) -> TrainPlan:
+    def from_config(
+        cls, cfg: Config, epochs: float | None = None, max_grad_norm: float | None = None, received_loss: bool = False
+    ) -> TrainPlan:
         epochs = cfg.fl.local_epochs if epochs is None else epochs
-        return cls(epochs, cfg.fl.lr, cfg.fl.batch_size, cfg.fl.momentum, max_grad_norm)
+        return cls(epochs, cfg.fl.lr, cfg.fl.batch_size, cfg.fl.momentum, max_grad_norm, received_loss)
 
 
 @dataclass(frozen=True)
@@ -88,6 +92,7 @@ class ClientUpdate:
     num_examples: int
     epochs: float  # epochs of local SGD done (steps / steps per epoch)
     loss: float
+    received_loss: float | None = None  # mean loss of the received model on the client's data, if asked for
 
 
 def sgd_steps(num_examples: int, batch_size: int, epochs: float) -> int:
@@ -158,8 +163,22 @@ def run_client(
     data = task.federation()
     model = task.worker_model(data)
     set_params(model, params)
-    loss, epochs = train_local(model, data.client(cid), plan, seed, device)
-    return ClientUpdate(cid, get_params(model), len(data.partitions[cid]), epochs, loss)
+    own = data.client(cid)
+    received = mean_loss(model, own, device) if plan.received_loss else None
+    loss, epochs = train_local(model, own, plan, seed, device)
+    return ClientUpdate(cid, get_params(model), len(data.partitions[cid]), epochs, loss, received)
+
+
+@torch.no_grad()
+def mean_loss(model: nn.Module, data: ArrayDataset, device: torch.device, batch_size: int = 1024) -> float:
+    """Mean cross-entropy of ``model`` (evaluation mode) on ``data``."""
+    model.to(device).eval()
+    total = 0.0
+    for i in range(0, len(data), batch_size):
+        x = torch.from_numpy(data.x[i : i + batch_size]).to(device)
+        y = torch.from_numpy(data.y[i : i + batch_size]).to(device)
+        total += float(nn.functional.cross_entropy(model(x), y, reduction="sum"))
+    return total / max(1, len(data))
 
 
 @torch.no_grad()

@@ -2,7 +2,7 @@
 
 Layout under the run's ``history/`` folder, one safetensors file per tensor set (never pickle)::
 
-    manifest.json                      rounds, participants, sample counts, file sizes and SHA-256
+    manifest.json                      rounds, participants, sample counts, per-client stats, sizes and SHA-256
     round_00001/global.safetensors     M^1 (the model the round started from)
     round_00001/client_00003.safetensors  U_3^1, with num_examples in its metadata
 
@@ -28,6 +28,9 @@ from fedunlearn.fl.params import Params, is_trainable
 from fedunlearn.history.writer import FileWriter, atomic_write
 
 MANIFEST = "manifest.json"
+RECEIVED_LOSS = "received_loss"  # per-client stat: the received model's mean loss on the client's data
+DISTANCE = "distance"  # per-client stat: ‖new aggregate − the client's model‖₂
+CLIENT_STATS = (RECEIVED_LOSS, DISTANCE)
 DTYPES = {"float32": torch.float32, "float16": torch.float16}  # history.dtype → the stored values' type
 
 
@@ -102,8 +105,10 @@ class HistoryStore:
         global_params: Params,
         updates: Mapping[int, Params],
         num_examples: Mapping[int, int],
+        stats: Mapping[str, Mapping[int, float]] | None = None,
     ) -> None:
-        """Record who trained in round ``round_`` and, if the round is kept, M^t and each U_k^t."""
+        """Record who trained in round ``round_`` and, if the round is kept, M^t and each U_k^t; ``stats``: named
+        per-client scalars of the round (kept for every round, stored or not)."""
         stored = self.stores(round_)
         if stored:
             self._write(f"{_round_dir(round_)}/global.safetensors", self._encode(global_params))
@@ -115,6 +120,10 @@ class HistoryStore:
             "clients": sorted(int(c) for c in updates),
             "num_examples": {str(c): int(num_examples[c]) for c in sorted(updates)},
         }
+        if stats:
+            self._manifest["rounds"][str(round_)]["stats"] = {
+                name: {str(c): float(v) for c, v in sorted(values.items())} for name, values in sorted(stats.items())
+            }
         self._write_manifest()
 
     def _write_manifest(self) -> None:
@@ -135,6 +144,11 @@ class HistoryStore:
 
     def num_examples(self, round_: int, cid: int) -> int:
         return int(self._round(round_)["num_examples"][str(cid)])
+
+    def client_stats(self, round_: int, name: str) -> dict[int, float] | None:
+        """The scalar ``name`` of each client of round ``round_``, as recorded in training; None if it was not."""
+        values = self._round(round_).get("stats", {}).get(name)
+        return None if values is None else {int(c): float(v) for c, v in values.items()}
 
     def first_round_of(self, cids: list[int]) -> int | None:
         """The first round in which any of ``cids`` took part, or None if none ever did."""
@@ -213,8 +227,8 @@ class HistoryStore:
         return payload
 
     def _read(self, rel: str, what: str) -> Params:
-        arrays = load_safetensors(self._check(rel, what))
-        return {k: _cast(v, "float32") if is_trainable(v) else v for k, v in arrays.items()}
+        arrays = load_safetensors(self._check(rel, what))  # in an order that varies from process to process
+        return {k: _cast(v, "float32") if is_trainable(v) else v for k, v in sorted(arrays.items())}
 
 
 def _load_manifest(path: Path) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 is one module plus one YAML."""
 
 from fedunlearn.unlearning.base import Stop, UnlearningContext, UnlearningMethod, UnlearningOutcome
-from fedunlearn.unlearning.registry import create, discover, register, registered
+from fedunlearn.unlearning.registry import create, discover, method_class, register, registered
 
 __all__ = [
     "Stop",
@@ -11,6 +11,7 @@ __all__ = [
     "UnlearningOutcome",
     "create",
     "discover",
+    "method_class",
     "register",
     "registered",
 ]

@@ -64,6 +64,8 @@ class UnlearningContext:
     evaluate_remaining: Evaluate | None = None  # (accuracy, loss) on the remaining clients' own data
     reference_accuracy: float | None = None  # retrain's test accuracy, when retrain ran first in this run
     curves: bool = True  # evaluate every step and round (evaluation.curves); otherwise only the final model
+    evaluations: int = 0  # federated evaluations done so far (each: every remaining client on its own data)
+    evaluation_s: float = 0.0  # and their wall time (client work that client-epochs do not count)
 
     @property
     def curve(self) -> Curve:
@@ -118,7 +120,11 @@ class UnlearningContext:
         if self.evaluate_remaining is None:
             raise ValueError("this context has no federated evaluation (evaluate_remaining)")
         self.trainer.charge(to_clients=nbytes(params) * len(self.remaining_clients()))
-        return self.evaluate_remaining(params)
+        t0 = time.perf_counter()
+        result = self.evaluate_remaining(params)
+        self.evaluations += 1
+        self.evaluation_s += time.perf_counter() - t0
+        return result
 
     def recover_until(self, params: Params, recovery: RecoveryParams, tag: str) -> tuple[Params, RoundLog, Stop]:
         """FedAvg rounds with the remaining clients from ``params`` until ``recovery``'s stop rule holds."""
@@ -179,6 +185,7 @@ class UnlearningMethod(ABC, Generic[P]):
     name: ClassVar[str]
     Params: ClassVar[type[Any]]  # dataclass of spec() fields
     config_file: ClassVar[Path | str | None] = None  # its YAML; None: conf/unlearning/<name>.yaml in the package
+    client_stats: ClassVar[frozenset[str]] = frozenset()  # history stats it reads (history.client_stats=auto)
 
     def __init__(self, params: P) -> None:
         self.params = params

@@ -2,7 +2,9 @@
 clients of the history, each step calibrated, from a model the forgotten clients never touched.
 
 Selection, as the authors' code makes it during training (shenjiyuan123/Adaptive_Recovery @ e899781, ``serverCrab.py``
-``train_with_select``, ``select_round``, ``select_client_in_round``), computed here from the stored history: rounds
+``train_with_select``, ``select_round``, ``select_client_in_round``), computed here from the stored history and
+the losses training recorded (each client's loss of the model it received, ``history.client_stats``; evaluated at
+unlearning time if they were not recorded): rounds
 are cut into windows that close when the global model's training loss on the remaining clients falls below
 (1 − α) × the window's first loss (α = 0.1) or at the last round; in each window the top ``round_ratio`` (0.6) of
 its rounds by KL divergence between consecutive global models (softmax over the last axis of each parameter
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,6 +34,7 @@ import torch.nn.functional as F
 
 from fedunlearn.config import Config, spec
 from fedunlearn.fl.params import Params, add, subtract, weighted_sum
+from fedunlearn.history import RECEIVED_LOSS, HistoryStore
 from fedunlearn.seeds import Stream, client_seed
 from fedunlearn.unlearning.base import UnlearningContext, UnlearningMethod, UnlearningOutcome, require_every_round
 from fedunlearn.unlearning.calibration import calibrated_step
@@ -48,7 +52,7 @@ class CrabParams:
 def parameter_kl(prior: Params, now: Params) -> float:
     """Σ over parameter tensors of KL(softmax(prior) ‖ softmax(now)), softmax over each tensor's last axis."""
     total = 0.0
-    for k in prior:
+    for k in sorted(prior):  # name order: the same sum whatever order the arrays come in
         p, q = torch.from_numpy(prior[k].astype(np.float64)), torch.from_numpy(now[k].astype(np.float64))
         total += float(F.kl_div(F.log_softmax(q, dim=-1), F.softmax(p, dim=-1), reduction="sum"))
     return total
@@ -58,16 +62,16 @@ def similarity(aggregate: Params, local: Params) -> float:
     """Mean over weight tensors (ndim > 1) of the mean row-wise (dim 1) cosine similarity of local to aggregate."""
     values = [
         float(torch.cosine_similarity(torch.from_numpy(aggregate[k]), torch.from_numpy(local[k])).mean())
-        for k in aggregate
+        for k in sorted(aggregate)
         if aggregate[k].ndim > 1
     ]
     return float(np.mean(values))
 
 
 def select(
-    losses: list[float],
-    models: list[Params],
-    locals_of: list[dict[int, Params]],
+    losses: Sequence[float],
+    models: Sequence[Params],
+    locals_of: Sequence[Mapping[int, Params]],
     loss_drop: float,
     round_ratio: float,
     client_ratio: float,
@@ -97,9 +101,44 @@ def select(
     return dict(sorted(kept.items()))
 
 
+class LocalModels(Mapping[int, Params]):
+    """The clients' models of one round (M^t + U_k^t), read from the history only when asked for: the selection
+    reads only the kept rounds'."""
+
+    def __init__(self, history: HistoryStore, round_: int, start: Params) -> None:
+        self.history, self.round, self.start = history, round_, start
+
+    def __getitem__(self, cid: int) -> Params:
+        return add(self.start, self.history.client_update(self.round, cid))
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.history.participants(self.round))
+
+    def __len__(self) -> int:
+        return len(self.history.participants(self.round))
+
+
+def recorded_losses(history: HistoryStore, forget: list[int]) -> list[float] | None:
+    """Each round's loss of the model it started from on the remaining clients, as training recorded it (the
+    authors' ``evaluate`` before each round): the sample-weighted mean of the remaining participants' received
+    losses. None if a round has none recorded (``history.client_stats``)."""
+    gone = set(forget)
+    losses = []
+    for t in history.rounds():
+        recorded = history.client_stats(t, RECEIVED_LOSS)
+        kept = [c for c in history.participants(t) if c not in gone and recorded is not None and c in recorded]
+        if recorded is None or not kept:
+            return None
+        sizes = [history.num_examples(t, c) for c in kept]
+        losses.append(float(np.dot([recorded[c] for c in kept], sizes) / sum(sizes)))
+    return losses
+
+
 @register("crab")
 class Crab(UnlearningMethod[CrabParams]):
     """Replay only the rounds and clients that mattered most, calibrated, from before the forgotten clients came."""
+
+    client_stats = frozenset({RECEIVED_LOSS})
 
     def validate(self, cfg: Config) -> None:
         require_every_round(cfg, self.name)
@@ -109,17 +148,17 @@ class Crab(UnlearningMethod[CrabParams]):
         t_select = time.perf_counter()
         rounds = h.rounds()
         models = [h.global_model(t) for t in rounds] + [ctx.trained]
-        locals_of = [
-            {c: add(models[i], h.client_update(t, c)) for c in h.participants(t)} for i, t in enumerate(rounds)
-        ]
-        # the code records these losses during training; here they are evaluated now, within the wall time
-        assert ctx.evaluate_remaining is not None
-        losses = [ctx.evaluate_remaining(m)[1] for m in models[:-1]]
+        locals_of = [LocalModels(h, t, models[i]) for i, t in enumerate(rounds)]
+        losses, source = recorded_losses(h, ctx.forget), "recorded"
+        if losses is None:  # trained without history.client_stats' received_loss: evaluate now, within the wall
+            assert ctx.evaluate_remaining is not None
+            losses, source = [ctx.evaluate_remaining(m)[1] for m in models[:-1]], "evaluated"
         kept = select(losses, models, locals_of, p.loss_drop, p.round_ratio, p.client_ratio)
         first = h.first_round_of(ctx.forget)
         selection_s = time.perf_counter() - t_select
         outcome = UnlearningOutcome(
-            ctx.trained, info={"kept_rounds": len(kept), "rollback_round": first, "selection_s": selection_s}
+            ctx.trained,
+            info={"kept_rounds": len(kept), "rollback_round": first, "selection_s": selection_s, "losses": source},
         )
         if first is None:  # the forgotten clients never contributed
             return outcome

@@ -42,7 +42,8 @@ class NoT(UnlearningMethod[NoTParams]):
 
     def unlearn(self, ctx: UnlearningContext) -> UnlearningOutcome:
         t0 = time.perf_counter()
-        negated, names = negate_first_layers(ctx.trained, self.params.layers)
+        in_order = {k: ctx.trained[k] for k in ctx.model().state_dict()}  # "first" is the architecture's order
+        negated, names = negate_first_layers(in_order, self.params.layers)
         outcome = UnlearningOutcome(negated, info={"negated": names})
         ctx.step(outcome.rounds, f"{self.name}-negate", 1, 1, negated, t0, [])
         outcome.params, recovered, outcome.stop = ctx.recover_until(

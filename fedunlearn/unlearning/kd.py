@@ -74,6 +74,7 @@ def fukd(ctx: UnlearningContext, p: KDParams, tag: str) -> UnlearningOutcome:
     optimizer = torch.optim.SGD(student.parameters(), lr=p.lr, momentum=0.9)
     generator = torch.Generator().manual_seed(torch_seed(ctx.cfg.seed, Stream.DISTILL))
     outcome = UnlearningOutcome(start, info={"subtracted_updates": subtracted})
+    t_distill = time.perf_counter()
     for epoch in range(1, p.epochs + 1):
         t0 = time.perf_counter()
         student.train()
@@ -89,6 +90,7 @@ def fukd(ctx: UnlearningContext, p: KDParams, tag: str) -> UnlearningOutcome:
             optimizer.step()
         outcome.params = get_params(student)
         ctx.step(outcome.rounds, tag, epoch, p.epochs, outcome.params, t0, [], unit="epoch")
+    outcome.info["distill_s"] = time.perf_counter() - t_distill  # server work, which client-epochs do not count
     return outcome
 
 

@@ -13,7 +13,8 @@ that round's aggregate (``psi_weight: round``, the default). The code uses 1/M o
 samples (``psi_weight: code``), which understates the sensitivity ≈ (M − 1)/(m − 1) times when m of M clients are
 sampled. The code retrains until the remaining clients' mean training accuracy reaches a per-dataset threshold; the
 deployable default here stops once it is back to the trained model's (``recovery.stop=remaining_accuracy``).
-Needs every round stored (``history.interval=1``).
+The distances are those training recorded (``history.client_stats``: the code tracks Ψ during training and stores
+no update); without them they are computed from the stored models. Needs every round stored (``history.interval=1``).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fedunlearn.config import Config, spec
-from fedunlearn.fl.params import Params, add, flatten, sample_weights
+from fedunlearn.fl.params import Params, add, distances_to, sample_weights
+from fedunlearn.history import DISTANCE, HistoryStore
 from fedunlearn.seeds import Stream, rng
 from fedunlearn.unlearning.base import UnlearningContext, UnlearningMethod, UnlearningOutcome, require_every_round
 from fedunlearn.unlearning.recovery import RecoveryParams, require_recovery
@@ -47,24 +49,40 @@ def psi_star(epsilon: float, sigma: float, num_clients: int) -> float:
     return epsilon * sigma / math.sqrt(2 * math.log(1.25 * num_clients))
 
 
-def sensitivities(
-    steps: list[tuple[np.ndarray, dict[int, np.ndarray], dict[int, float]]], clients: list[int]
-) -> np.ndarray:
-    """Ψ after each round (row t, t = 0 before any) for ``clients`` (columns), from each round's (new aggregate,
-    local models by client, client weight p by client)."""
+def sensitivities(steps: list[tuple[dict[int, float], dict[int, float]]], clients: list[int]) -> np.ndarray:
+    """Ψ after each round (row t, t = 0 before any) for ``clients`` (columns), from each round's (distance
+    ‖θ^{t+1} − θ_c^{t+1}‖ of each client's local model to the new aggregate, client weight p by client)."""
     psi = np.zeros((len(steps) + 1, len(clients)))
-    for t, (aggregate, locals_, weights) in enumerate(steps, start=1):
+    for t, (distances, weights) in enumerate(steps, start=1):
         psi[t] = psi[t - 1]
         for j, c in enumerate(clients):
-            if c in locals_:
+            if c in distances:
                 p = weights[c]
-                psi[t, j] += p / (1 - p) * float(np.linalg.norm(aggregate - locals_[c]))
+                psi[t, j] += p / (1 - p) * distances[c]
     return psi
+
+
+def round_distances(
+    history: HistoryStore, rounds: list[int], i: int, trained: Params, cids: list[int]
+) -> dict[int, float]:
+    """‖θ^{t+1} − θ_c^{t+1}‖ of ``cids`` in the i-th round: as training recorded it (``history.client_stats``),
+    else from the stored models (θ^{t+1}: the next round's start, or the trained model after the last)."""
+    t = rounds[i]
+    recorded = history.client_stats(t, DISTANCE)
+    if recorded is not None and all(c in recorded for c in cids):
+        return {c: recorded[c] for c in cids}
+    if not cids:
+        return {}
+    start = history.global_model(t)
+    new = history.global_model(rounds[i + 1]) if i + 1 < len(rounds) else trained
+    return distances_to(new, start, {c: history.client_update(t, c) for c in cids})
 
 
 @register("sifu")
 class SIFU(UnlearningMethod[SIFUParams]):
     """Roll back to the last model within the sensitivity bound, add noise, retrain without the forgotten clients."""
+
+    client_stats = frozenset({DISTANCE})
 
     def validate(self, cfg: Config) -> None:
         require_every_round(cfg, self.name)
@@ -74,26 +92,25 @@ class SIFU(UnlearningMethod[SIFUParams]):
         p, h = self.params, ctx.history
         t0 = time.perf_counter()
         rounds = h.rounds()
-        models = [h.global_model(t) for t in rounds] + [ctx.trained]
         steps = []
         total = ctx.cfg.fl.num_clients
         for i, t in enumerate(rounds):
             cids = h.participants(t)
             weights = sample_weights([h.num_examples(t, c) for c in cids]) if cids else []
-            start = flatten(models[i])
             steps.append(
                 (
-                    flatten(models[i + 1]),
-                    {c: start + flatten(h.client_update(t, c)) for c in cids if c in ctx.forget},
+                    round_distances(h, rounds, i, ctx.trained, [c for c in cids if c in ctx.forget]),
                     {c: (w if p.psi_weight == "round" else 1.0 / total) for c, w in zip(cids, weights, strict=True)},
                 )
             )
         bound = psi_star(p.epsilon, p.sigma, total)
         psi = sensitivities(steps, sorted(ctx.forget)).max(axis=1)
         admissible = int(np.nonzero(psi <= bound)[0].max())  # aggregations before the restart (0: the initial model)
-        restart: Params = models[admissible]
+        restart = h.global_model(rounds[admissible]) if admissible < len(rounds) else ctx.trained
         noise = rng(ctx.cfg.seed, Stream.NOISE)
-        restart = add(restart, {k: noise.normal(0.0, p.sigma, v.shape).astype(v.dtype) for k, v in restart.items()})
+        # drawn in name order: the same noise whatever order the model's arrays come in
+        restart = add(restart, {k: noise.normal(0.0, p.sigma, restart[k].shape).astype(restart[k].dtype)
+                                for k in sorted(restart)})  # fmt: skip
         outcome = UnlearningOutcome(
             restart, info={"psi_star": bound, "rollback_aggregations": admissible, "psi_final": float(psi[-1])}
         )

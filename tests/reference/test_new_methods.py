@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from fedunlearn import unlearning
+from fedunlearn.fl.params import distances_to
 from fedunlearn.unlearning.crab import parameter_kl, select, similarity
 from fedunlearn.unlearning.fednot import negate_first_layers
 from fedunlearn.unlearning.fedquit import fedquit_loss
@@ -135,12 +136,14 @@ def test_sifu_bound_and_sensitivity() -> None:
     rng = np.random.default_rng(25)
     steps, oracle = [], np.zeros((5, 2))
     for t in range(1, 5):
-        agg = rng.normal(size=6)
-        locals_ = {c: rng.normal(size=6) for c in (0, 1) if rng.random() < 0.7 or t == 1}
-        weights = {c: float(rng.uniform(0.05, 0.5)) for c in locals_}
-        steps.append((agg, locals_, weights))
-        oracle[t] = oracle[t - 1] + [w / (1 - w) * np.linalg.norm(agg - locals_[c]) if c in locals_ else 0.0
-                                     for c, w in ((c, weights.get(c, 0.0)) for c in (0, 1))]  # fmt: skip
+        start, agg = _rand(rng), _rand(rng)
+        deltas = {c: _rand(rng) for c in (0, 1) if rng.random() < 0.7 or t == 1}
+        weights = {c: float(rng.uniform(0.05, 0.5)) for c in deltas}
+        steps.append((distances_to(agg, start, deltas), weights))
+        oracle[t] = oracle[t - 1] + [
+            w / (1 - w) * np.linalg.norm(flat(agg) - flat(start) - flat(deltas[c])) if c in deltas else 0.0
+            for c, w in ((c, weights.get(c, 0.0)) for c in (0, 1))
+        ]
     np.testing.assert_allclose(sensitivities(steps, [0, 1]), oracle, atol=TOL)
 
 

@@ -27,7 +27,7 @@ def train(cfg: Config, root: Path) -> tuple[Params, HistoryStore, Evaluator, obj
     evaluator = Evaluator(cfg, data, list(cfg.forget.clients))
     init = get_params(build_model(cfg.model, data.input_shape, data.num_classes, cfg.seed))
 
-    def record(round_: int, params: Params, deltas: dict[int, Params], replies: Replies) -> None:
+    def record(round_: int, params: Params, new: Params, deltas: dict[int, Params], replies: Replies) -> None:
         store.record_round(round_, params, deltas, {u.cid: u.num_examples for u in replies})
 
     trained, _ = replay_rounds(

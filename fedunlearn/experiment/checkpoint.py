@@ -21,11 +21,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from safetensors.numpy import load as load_safetensors
 from safetensors.numpy import save as save_safetensors
 
 from fedunlearn.config import Config
-from fedunlearn.fl.params import Params
+from fedunlearn.fl.params import Params, params_from_safetensors
 from fedunlearn.history.writer import FileWriter
 
 CHECKPOINT_DIR = "checkpoint"
@@ -67,7 +66,7 @@ def save_params(path: Path, params: Params, writer: FileWriter | None = None) ->
 
 
 def load_params(path: Path) -> Params:
-    return dict(sorted(load_safetensors(path.read_bytes()).items()))  # safetensors' order varies between processes
+    return params_from_safetensors(path.read_bytes())
 
 
 def file_sha256(path: Path) -> str:

@@ -27,7 +27,7 @@ from fedunlearn.experiment.certificate import write_certificate
 from fedunlearn.experiment.checkpoint import RunCheckpoint, load_params, save_params
 from fedunlearn.fl.fedavg import Evaluate, RoundLog, divergence, replay_rounds, training_schedule
 from fedunlearn.fl.federation import ClientTrainer, Cost, CostMeter, Replies
-from fedunlearn.fl.params import Params, add, distances_to, get_params, sample_weights, weighted_sum
+from fedunlearn.fl.params import Params, distances_to, get_params
 from fedunlearn.fl.task import TrainPlan, warm_up
 from fedunlearn.history import CLIENT_STATS, DISTANCE, RECEIVED_LOSS, HistoryStore
 from fedunlearn.history.writer import BackgroundWriter, FileWriter
@@ -147,13 +147,11 @@ class Training:
 
         stats = recorded_stats(cfg)
 
-        def record(round_: int, params: Params, deltas: dict[int, Params], replies: Replies) -> None:
+        def record(round_: int, params: Params, new: Params, deltas: dict[int, Params], replies: Replies) -> None:
             values: dict[str, dict[int, float]] = {}
             if RECEIVED_LOSS in stats:
                 values[RECEIVED_LOSS] = {u.cid: u.received_loss for u in replies if u.received_loss is not None}
-            if DISTANCE in stats and replies:
-                weights = sample_weights([u.num_examples for u in replies])
-                new = add(params, weighted_sum([deltas[u.cid] for u in replies], weights))
+            if DISTANCE in stats:
                 values[DISTANCE] = distances_to(new, params, deltas)
             self.run.store.record_round(round_, params, deltas, {u.cid: u.num_examples for u in replies}, values)
 

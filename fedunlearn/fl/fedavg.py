@@ -33,7 +33,7 @@ def no_curve(params: Params) -> tuple[None, None]:
 
 
 Unit = Literal["round", "step", "epoch"]  # a federated round / a step of a replay / an epoch computed on the server
-OnRound = Callable[[int, Params, dict[int, Params], Replies], None]
+OnRound = Callable[[int, Params, Params, dict[int, Params], Replies], None]  # round, M^t, M^{t+1}, updates, replies
 AfterRound = Callable[[int, Params, "RoundLog"], None]
 
 
@@ -128,7 +128,7 @@ def replay_rounds(
 
     Seeds come from ``stream`` (training's by default), so the same schedule reproduces training exactly;
     retraining passes the training schedule minus the forgotten clients. ``on_round`` sees each round's
-    starting model and updates, ``after_round`` the new model once evaluated.
+    starting model, new model and updates, ``after_round`` the new model once evaluated.
     """
     params = start
     rounds = log_so_far if log_so_far is not None else RoundLog()
@@ -139,7 +139,7 @@ def replay_rounds(
         replies = trainer.train(params, seeds, plan, group=f"{tag}-{round_}") if cids else Replies()
         new_params, deltas = fedavg(params, replies)
         if on_round is not None:
-            on_round(round_, params, deltas, replies)
+            on_round(round_, params, new_params, deltas, replies)
         params = new_params
         accuracy, loss = evaluate(params)
         rounds.add(tag, round_, total, accuracy, loss, time.perf_counter() - t0, [u.cid for u in replies], replies)

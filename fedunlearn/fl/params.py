@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
+from safetensors.numpy import load as load_safetensors
 from torch import nn
 
 Params = dict[str, np.ndarray]
@@ -70,6 +71,12 @@ def flatten(params: Params) -> np.ndarray:
     (so that params read from disk and from a model flatten alike)."""
     parts = [params[k].astype(np.float64).ravel() for k in sorted(params) if is_trainable(params[k])]
     return np.concatenate(parts) if parts else np.zeros(0)
+
+
+def params_from_safetensors(payload: bytes) -> Params:
+    """A safetensors payload's arrays, in name order (safetensors returns them in an order that varies from process
+    to process; nothing downstream should see that)."""
+    return dict(sorted(load_safetensors(payload).items()))
 
 
 def distances_to(new: Params, start: Params, deltas: Mapping[int, Params]) -> dict[int, float]:

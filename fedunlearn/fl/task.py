@@ -20,6 +20,8 @@ from fedunlearn.fl.params import Params, get_params, set_params
 from fedunlearn.models import build_model
 from fedunlearn.seeds import Stream, rng
 
+CPU = torch.device("cpu")
+
 
 @dataclass(frozen=True)
 class TaskConfig:
@@ -169,21 +171,15 @@ def run_client(
     return ClientUpdate(cid, get_params(model), len(data.partitions[cid]), epochs, loss, received)
 
 
+def mean_loss(model: nn.Module, data: ArrayDataset, device: torch.device) -> float:
+    """Mean cross-entropy of ``model`` (evaluation mode, on ``device``) on ``data``."""
+    logits = torch.from_numpy(predict_logits(model, data.x, device=device))
+    return float(nn.functional.cross_entropy(logits, torch.from_numpy(data.y), reduction="sum")) / max(1, len(data))
+
+
 @torch.no_grad()
-def mean_loss(model: nn.Module, data: ArrayDataset, device: torch.device, batch_size: int = 1024) -> float:
-    """Mean cross-entropy of ``model`` (evaluation mode) on ``data``."""
+def predict_logits(model: nn.Module, x: np.ndarray, batch_size: int = 1024, device: torch.device = CPU) -> np.ndarray:
+    """Logits (N × classes) for inputs ``x`` in evaluation mode, computed on ``device`` (the model is moved there)."""
     model.to(device).eval()
-    total = 0.0
-    for i in range(0, len(data), batch_size):
-        x = torch.from_numpy(data.x[i : i + batch_size]).to(device)
-        y = torch.from_numpy(data.y[i : i + batch_size]).to(device)
-        total += float(nn.functional.cross_entropy(model(x), y, reduction="sum"))
-    return total / max(1, len(data))
-
-
-@torch.no_grad()
-def predict_logits(model: nn.Module, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-    """Logits (N × classes) for inputs ``x`` in evaluation mode, on the CPU."""
-    model.eval()
-    outs = [model(torch.from_numpy(x[i : i + batch_size])) for i in range(0, len(x), batch_size)]
+    outs = [model(torch.from_numpy(x[i : i + batch_size]).to(device)).cpu() for i in range(0, len(x), batch_size)]
     return torch.cat(outs).numpy() if outs else np.zeros((0, 0), dtype=np.float32)

@@ -21,10 +21,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.numpy import load as load_safetensors
 from safetensors.numpy import save as save_safetensors
 
-from fedunlearn.fl.params import Params, is_trainable
+from fedunlearn.fl.params import Params, is_trainable, params_from_safetensors
 from fedunlearn.history.writer import FileWriter, atomic_write
 
 MANIFEST = "manifest.json"
@@ -227,8 +226,8 @@ class HistoryStore:
         return payload
 
     def _read(self, rel: str, what: str) -> Params:
-        arrays = load_safetensors(self._check(rel, what))  # in an order that varies from process to process
-        return {k: _cast(v, "float32") if is_trainable(v) else v for k, v in sorted(arrays.items())}
+        arrays = params_from_safetensors(self._check(rel, what))
+        return {k: _cast(v, "float32") if is_trainable(v) else v for k, v in arrays.items()}
 
 
 def _load_manifest(path: Path) -> dict[str, Any]:

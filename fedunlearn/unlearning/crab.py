@@ -126,8 +126,10 @@ def recorded_losses(history: HistoryStore, forget: list[int]) -> list[float] | N
     losses = []
     for t in history.rounds():
         recorded = history.client_stats(t, RECEIVED_LOSS)
-        kept = [c for c in history.participants(t) if c not in gone and recorded is not None and c in recorded]
-        if recorded is None or not kept:
+        if recorded is None:
+            return None
+        kept = [c for c in history.participants(t) if c not in gone and c in recorded]
+        if not kept:
             return None
         sizes = [history.num_examples(t, c) for c in kept]
         losses.append(float(np.dot([recorded[c] for c in kept], sizes) / sum(sizes)))

@@ -109,8 +109,9 @@ class SIFU(UnlearningMethod[SIFUParams]):
         restart = h.global_model(rounds[admissible]) if admissible < len(rounds) else ctx.trained
         noise = rng(ctx.cfg.seed, Stream.NOISE)
         # drawn in name order: the same noise whatever order the model's arrays come in
-        restart = add(restart, {k: noise.normal(0.0, p.sigma, restart[k].shape).astype(restart[k].dtype)
-                                for k in sorted(restart)})  # fmt: skip
+        restart = add(
+            restart, {k: noise.normal(0.0, p.sigma, v.shape).astype(v.dtype) for k, v in sorted(restart.items())}
+        )
         outcome = UnlearningOutcome(
             restart, info={"psi_star": bound, "rollback_aggregations": admissible, "psi_final": float(psi[-1])}
         )

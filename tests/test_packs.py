@@ -5,33 +5,66 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from flwr.app import ConfigRecord, Context, Message, MessageType, RecordDict
+from flwr.app import Array, ConfigRecord, Context, Message, MessageType, RecordDict
 
 from fedunlearn.fl.client_app import (
     DROPOUT,
     FAILED,
+    from_array,
     make_client_app,
     pack_to_record,
     params_to_record,
     plan_to_record,
     record_to_pack,
     record_to_params,
+    to_array,
 )
 from fedunlearn.fl.params import get_params
 from fedunlearn.fl.server_app import make_packs
 from fedunlearn.fl.task import FAULT_ENV, TaskConfig, TrainPlan, drops_out, run_client
 
 
-def test_packs_cover_every_client_once_largest_first_singles_last() -> None:
+def test_packs_cover_every_client_once_in_two_packs_per_worker_of_equal_work() -> None:
     seeds = {c: 100 + c for c in range(18)}
-    work = {c: float(c % 5) for c in seeds}
+    work = {c: float(1 + c % 5) for c in seeds}
     packs = make_packs(work, seeds, workers=2)
     assert sorted(c for p in packs for c in p) == list(range(18))
     assert all(p[c] == seeds[c] for p in packs for c in p)
-    assert [len(p) for p in packs] == [5, 4, 3, 2, 1, 1, 1, 1]  # ⌈remaining / 4⌉
-    assert min(work[c] for c in packs[0]) >= max(work[c] for c in packs[-1])
+    assert len(packs) == 4  # 2 · workers
+    loads = [sum(work[c] for c in p) for p in packs]
+    assert loads == sorted(loads, reverse=True)  # heaviest pack first
+    assert loads[0] - loads[-1] <= max(work.values())  # LPT: within one client's work
+    assert loads == [13.0, 13.0, 13.0, 12.0]  # 51 in all: as even as whole clients allow
     assert all(list(p) == sorted(p) for p in packs)
     assert [len(p) for p in make_packs(work, {0: 1, 1: 2, 2: 3}, workers=4)] == [1, 1, 1]
+
+
+ARRAYS = [
+    np.arange(12, dtype=np.float32).reshape(3, 4),
+    np.linspace(-1, 1, 7).astype(np.float16),
+    np.arange(24, dtype=np.int64).reshape(2, 3, 4),
+    np.array(7, dtype=np.int64),  # a 0-d buffer (BatchNorm's num_batches_tracked)
+    np.zeros((0, 3)),
+    np.array([True, False]),
+    np.arange(6.0).reshape(2, 3).T,  # not C-ordered
+]
+
+
+@pytest.mark.parametrize("value", ARRAYS, ids=lambda a: f"{a.dtype}{a.shape}")
+def test_arrays_go_to_flower_and_back_as_flowers_own_conversions_do(value: np.ndarray) -> None:
+    ours, flowers = to_array(value), Array(value)
+    assert (ours.dtype, ours.shape, ours.stype) == (flowers.dtype, flowers.shape, flowers.stype)
+    np.testing.assert_array_equal(ours.numpy(), value)  # Flower reads what we write
+    if value.flags.c_contiguous:
+        assert ours.data == flowers.data  # byte for byte
+    back = from_array(flowers)  # we read what Flower writes
+    assert back.dtype == value.dtype and back.shape == value.shape and back.flags.writeable
+    np.testing.assert_array_equal(back, value)
+
+
+def test_an_array_in_another_layout_is_read_by_numpy() -> None:
+    fortran = Array(np.asfortranarray(np.arange(6.0).reshape(2, 3)))  # header: fortran_order True
+    np.testing.assert_array_equal(from_array(fortran), np.arange(6.0).reshape(2, 3))
 
 
 def test_pack_config_round_trips() -> None:

@@ -34,6 +34,10 @@ class DataRecipe:
         return cls(cfg.dataset, cfg.partition, cfg.backdoor, cfg.fl.num_clients, cfg.seed)
 
     def key(self) -> str:
+        return self._key
+
+    @functools.cached_property
+    def _key(self) -> str:  # asked for by every client a worker trains
         return json.dumps(asdict(self), sort_keys=True)
 
 

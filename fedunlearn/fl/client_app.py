@@ -20,17 +20,21 @@ message per client (the same seeds); only the Ray round trips are fewer.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import io
 import json
 import os
 import time
 import traceback
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
+import numpy as np
 import ray
 import torch
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Error, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
+from flwr.common.constant import SType
 
 from fedunlearn.fl.params import Params
 from fedunlearn.fl.task import TaskConfig, TrainPlan, drops_out, run_client, warm_up
@@ -39,12 +43,52 @@ DROPOUT = 1001  # error code: a simulated dropout (fl.dropout_rate)
 FAILED = 1002  # error code: the ClientApp raised
 
 
+@functools.lru_cache(maxsize=256)
+def _npy_header(dtype: str, shape: tuple[int, ...]) -> bytes:
+    """The header ``np.save`` writes before the data of a C-ordered array of ``dtype`` and ``shape``."""
+    buffer = io.BytesIO()
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": shape}
+    np.lib.format.write_array_header_1_0(buffer, header)
+    return buffer.getvalue()
+
+
+def to_array(value: np.ndarray) -> Array:
+    """Flower's ``Array(value)`` without ``np.save``: the cached header, then the data (the same bytes for a
+    C-ordered array; any other is stored C-ordered)."""
+    if value.dtype.hasobject or value.ndim == 0:  # (ascontiguousarray would make a 0-d array 1-d)
+        return Array(value)
+    value = np.ascontiguousarray(value)
+    dtype, shape = str(value.dtype), tuple(value.shape)
+    return Array(dtype=dtype, shape=shape, stype=SType.NUMPY, data=_npy_header(dtype, shape) + value.tobytes())
+
+
+def from_array(array: Array) -> np.ndarray:
+    """``array.numpy()`` without ``np.load``'s header parsing when the header is the one ``to_array`` writes for
+    the Array's dtype and shape (anything else goes through ``np.load``); a writable copy, as np.load gives."""
+    header = _npy_header(array.dtype, tuple(array.shape)) if array.stype == SType.NUMPY and array.shape else b""
+    if not header or not array.data.startswith(header):
+        return array.numpy()
+    return np.frombuffer(array.data, dtype=array.dtype, offset=len(header)).reshape(array.shape).copy()
+
+
 def params_to_record(params: Params) -> ArrayRecord:
-    return ArrayRecord({k: Array(v) for k, v in params.items()})
+    return ArrayRecord({k: to_array(v) for k, v in params.items()})
 
 
 def record_to_params(record: ArrayRecord) -> Params:
-    return {k: arr.numpy() for k, arr in record.items()}
+    return {k: from_array(arr) for k, arr in record.items()}
+
+
+R = TypeVar("R", ArrayRecord, ConfigRecord, MetricRecord)
+
+
+def record(content: RecordDict, key: str, kind: type[R]) -> R:
+    """The record ``key`` of a message's content, checked to be a ``kind`` (``content.metric_records[key]`` and the
+    like build a view of every record at each call: a pack's reply holds three per client)."""
+    value = content[key]
+    if not isinstance(value, kind):
+        raise TypeError(f"record {key!r} is a {type(value).__name__}, expected a {kind.__name__}")
+    return value
 
 
 def number(record: ConfigRecord | MetricRecord, key: str) -> float:
@@ -112,11 +156,15 @@ def _device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def _ray_gpu_ids() -> str:
-    """The GPU ids Ray assigned this worker (logical ones too), comma-separated; empty outside Ray."""
-    if not ray.is_initialized():
-        return ""
-    return ",".join(str(g) for g in ray.get_gpu_ids())
+def _ray_placement() -> tuple[str, str]:
+    """The GPU ids Ray assigned this worker (logical ones too, comma-separated) and its node id; empty outside
+    Ray."""
+    return _ray_worker_placement() if ray.is_initialized() else ("", "")
+
+
+@functools.cache
+def _ray_worker_placement() -> tuple[str, str]:  # an actor keeps its GPUs and node for life
+    return ",".join(str(g) for g in ray.get_gpu_ids()), ray.get_runtime_context().get_node_id()
 
 
 class TaskClientApp(ClientApp):
@@ -124,20 +172,21 @@ class TaskClientApp(ClientApp):
     closures would otherwise be pickled each time (about a millisecond per client per round)."""
 
     task: TaskConfig
+    key: str
 
-    def __reduce__(self) -> tuple[Any, tuple[TaskConfig]]:
-        return make_client_app, (self.task,)
+    def __reduce__(self) -> tuple[Any, tuple[TaskConfig, str]]:
+        return make_client_app, (self.task, self.key)
 
 
 _APPS: dict[str, ClientApp] = {}
 
 
-def make_client_app(task: TaskConfig) -> ClientApp:
-    """A ClientApp bound to the run's task (built once per process and task); data are built lazily, once per
-    Ray worker."""
-    key = json.dumps(dataclasses.asdict(task), sort_keys=True)
+def make_client_app(task: TaskConfig, key: str | None = None) -> ClientApp:
+    """A ClientApp bound to the run's task (built once per process and task; ``key``: the task's, when the caller
+    has it); data are built lazily, once per Ray worker."""
+    key = key or json.dumps(dataclasses.asdict(task), sort_keys=True)
     if key not in _APPS:
-        _APPS[key] = _new_client_app(task)
+        _APPS[key] = _new_client_app(task, key)
     return _APPS[key]
 
 
@@ -163,12 +212,13 @@ def _train_one(
     )
     if update.received_loss is not None:
         metrics["received-loss"] = update.received_loss
+    gpu_ids, node = _ray_placement()
     placement = ConfigRecord(
         {
             "device": str(device),
-            "gpu-ids": _ray_gpu_ids(),
+            "gpu-ids": gpu_ids,
             "pid": os.getpid(),
-            "node": ray.get_runtime_context().get_node_id() if ray.is_initialized() else "",
+            "node": node,
             "started": started,
             "ended": time.time(),
         }
@@ -176,9 +226,9 @@ def _train_one(
     return RecordDict({"arrays": params_to_record(update.params), "metrics": metrics, "placement": placement})
 
 
-def _new_client_app(task: TaskConfig) -> ClientApp:
+def _new_client_app(task: TaskConfig, key: str) -> ClientApp:
     app = TaskClientApp()
-    app.task = task
+    app.task, app.key = task, key
 
     @app.query()
     def query(msg: Message, context: Context) -> Message:
@@ -190,9 +240,9 @@ def _new_client_app(task: TaskConfig) -> ClientApp:
     @app.train()
     def train(msg: Message, context: Context) -> Message:
         torch.set_num_threads(task.threads)
-        config = msg.content.config_records["config"]
+        config = record(msg.content, "config", ConfigRecord)
         plan, seed = record_to_plan(config)
-        params = record_to_params(msg.content.array_records["arrays"])
+        params = record_to_params(record(msg.content, "arrays", ArrayRecord))
         group = msg.metadata.group_id
         pack = record_to_pack(config)
         if pack is None:
@@ -204,8 +254,8 @@ def _new_client_app(task: TaskConfig) -> ClientApp:
             if isinstance(outcome, Error):
                 content[f"error/{cid}"] = ConfigRecord({"code": outcome.code, "reason": outcome.reason or ""})
                 continue
-            for name, record in outcome.items():
-                content[f"{name}/{cid}"] = record
+            for name, value in outcome.items():
+                content[f"{name}/{cid}"] = value
         return Message(content, reply_to=msg)
 
     return app

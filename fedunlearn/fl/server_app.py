@@ -9,14 +9,13 @@ node's first reply confirms it. On any other Grid each node is asked once for it
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType, MetricRecord, RecordDict
 from flwr.serverapp import Grid, ServerApp
 
 from fedunlearn.fl import engine
@@ -26,6 +25,7 @@ from fedunlearn.fl.client_app import (
     pack_to_record,
     params_to_record,
     plan_to_record,
+    record,
     record_to_params,
 )
 from fedunlearn.fl.federation import ClientFailure, ClientTrainer, Replies, settle
@@ -94,16 +94,18 @@ def _nodes_in_registration_order(grid: Grid) -> list[int] | None:
 
 
 def make_packs(work: Mapping[int, float], seeds: Mapping[int, int], workers: int) -> list[dict[int, int]]:
-    """``seeds`` in packs for ``workers`` workers that take the next pack as they come free: the clients ordered by
-    ``work``, largest first, cut into packs of ⌈remaining / (2 · workers)⌉ (guided self-scheduling: large packs
-    first, single clients last, so that the workers end together whatever their speed)."""
-    order = sorted(seeds, key=lambda c: (-work[c], c))
-    packs, i = [], 0
-    while i < len(order):
-        size = max(1, math.ceil((len(order) - i) / (2 * workers)))
-        packs.append({c: seeds[c] for c in sorted(order[i : i + size])})
-        i += size
-    return packs
+    """``seeds`` in 2 · ``workers`` packs of about equal ``work`` (longest processing time first: the clients,
+    heaviest first, each into the pack with the least work so far; fewer packs when there are fewer clients),
+    heaviest pack first. Each worker takes about two, the next as it comes free: a worker that runs slower than
+    its share leaves the last pack to the other, at two messages per worker and round."""
+    count = min(len(seeds), 2 * workers)
+    loads = [0.0] * count
+    packs: list[dict[int, int]] = [{} for _ in range(count)]
+    for c in sorted(seeds, key=lambda c: (-work[c], c)):
+        lightest = min(range(count), key=lambda i: (loads[i], i))
+        loads[lightest] += work[c]
+        packs[lightest][c] = seeds[c]
+    return [dict(sorted(packs[i].items())) for i in sorted(range(count), key=lambda i: (-loads[i], i))]
 
 
 def _refused(cid: int, code: int, reason: str, dropped: list[int], failures: list[ClientFailure]) -> None:
@@ -118,7 +120,7 @@ def _refused(cid: int, code: int, reason: str, dropped: list[int], failures: lis
 class FlowerTrainer:
     """Sends train messages to the ClientApps through Flower's Grid and collects the replies.
 
-    ``pack_for`` (simulation only, ``ray.pack_clients``): a round's clients go out in packs cut for that many
+    ``pack_for`` (simulation only, ``ray.pack_clients``): a round's clients go out in packs made for that many
     workers (``make_packs``), each message training its clients in turn on one Ray worker, instead of one message
     per client; the updates are the same. ``sizes`` (samples per client) estimate each client's work. ``warm_up``
     asks that many workers to build the data and model before the first round. ``stop`` ends a wait early (SIGTERM,
@@ -243,14 +245,14 @@ class FlowerTrainer:
                 continue
             content = reply.content
             if "node" in content:  # a pack: the node's partition, then each client's records as <name>/<cid>
-                self._confirm(node, int(number(content.metric_records["node"], "partition-id")), cids[0])
+                self._confirm(node, int(number(record(content, "node", MetricRecord), "partition-id")), cids[0])
                 suffixes = [f"/{cid}" for cid in cids]
             else:
-                self._confirm(node, int(number(content.metric_records["metrics"], "partition-id")), cids[0])
+                self._confirm(node, int(number(record(content, "metrics", MetricRecord), "partition-id")), cids[0])
                 suffixes = [""]
             for cid, suffix in zip(cids, suffixes, strict=True):
                 if f"error{suffix}" in content:
-                    err = content.config_records[f"error{suffix}"]
+                    err = record(content, f"error{suffix}", ConfigRecord)
                     _refused(cid, int(number(err, "code")), str(err["reason"]), dropped, failures)
                     continue
                 update, span = self._update(cid, content, suffix)
@@ -275,8 +277,8 @@ class FlowerTrainer:
 
     def _update(self, cid: int, content: RecordDict, suffix: str) -> tuple[ClientUpdate, tuple[float, float]]:
         """Client ``cid``'s update and (start, end) from its records (``<name><suffix>``); records where it ran."""
-        m = content.metric_records[f"metrics{suffix}"]
-        where = content.config_records[f"placement{suffix}"]
+        m = record(content, f"metrics{suffix}", MetricRecord)
+        where = record(content, f"placement{suffix}", ConfigRecord)
         pid = int(number(where, "pid"))
         node_id = str(where["node"])
         self.placement.devices.add(str(where["device"]))
@@ -285,7 +287,7 @@ class FlowerTrainer:
         self.placement.clients_per_node[node_id] = self.placement.clients_per_node.get(node_id, 0) + 1
         update = ClientUpdate(
             cid,
-            record_to_params(content.array_records[f"arrays{suffix}"]),
+            record_to_params(record(content, f"arrays{suffix}", ArrayRecord)),
             int(number(m, "num-examples")),
             number(m, "epochs"),
             number(m, "train-loss"),

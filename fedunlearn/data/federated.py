@@ -33,11 +33,8 @@ class DataRecipe:
     def from_config(cls, cfg: Config) -> DataRecipe:
         return cls(cfg.dataset, cfg.partition, cfg.backdoor, cfg.fl.num_clients, cfg.seed)
 
-    def key(self) -> str:
-        return self._key
-
     @functools.cached_property
-    def _key(self) -> str:  # asked for by every client a worker trains
+    def key(self) -> str:  # computed once: asked for by every client a worker trains
         return json.dumps(asdict(self), sort_keys=True)
 
 
@@ -147,4 +144,4 @@ def federated_data(recipe: DataRecipe | Config) -> FederatedData:
     """The federation's data, built once per process (clients and server share the recipe, not the arrays)."""
     if isinstance(recipe, Config):
         recipe = DataRecipe.from_config(recipe)
-    return _cached(recipe.key())
+    return _cached(recipe.key)

@@ -233,7 +233,7 @@ def _new_client_app(task: TaskConfig, key: str) -> ClientApp:
     @app.query()
     def query(msg: Message, context: Context) -> Message:
         cid = int(context.node_config["partition-id"])
-        if "warm-up" in msg.content.config_records:
+        if "warm-up" in msg.content:
             warm_up(task.worker_model(task.federation()))
         return Message(RecordDict({"metrics": MetricRecord({"partition-id": cid})}), reply_to=msg)
 

@@ -179,7 +179,8 @@ class FlowerTrainer:
         for reply in self._exchange(messages, "discovery"):
             if reply.has_error():
                 raise RuntimeError(f"node {reply.metadata.src_node_id} failed to answer: {reply.error.reason}")
-            mapping[int(number(reply.content.metric_records["metrics"], "partition-id"))] = reply.metadata.src_node_id
+            partition = number(record(reply.content, "metrics", MetricRecord), "partition-id")
+            mapping[int(partition)] = reply.metadata.src_node_id
         if sorted(mapping) != list(range(num_clients)):
             raise RuntimeError(f"expected client ids 0..{num_clients - 1}, nodes answered {sorted(mapping)}")
         return mapping

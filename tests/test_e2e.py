@@ -92,8 +92,8 @@ def test_dirichlet_twenty_clients_with_sampling_and_dropouts(tmp_path: Path) -> 
     assert [len(r["clients"]) + len(r["failed_clients"]) for r in rounds] == [10, 10]
     failed = sum(len(r["failed_clients"]) for r in rounds)
     assert failed > 0 and res["placement"]["failed_replies"] == failed  # error replies through Flower
-    # 10 clients a round on 2 actors go out in packs of 3, 2, 2, 1, 1, 1 (dropouts answered inside their pack)
-    assert res["placement"]["train_messages"] == 2 * 6
+    # 10 clients a round on 2 actors go out in 2 · 2 packs of about equal work (dropouts answered inside their pack)
+    assert res["placement"]["train_messages"] == 2 * 4
     assert res["training"]["client_updates"] == 20 - failed
     manifest = json.loads((run_dir / "history" / "manifest.json").read_text())
     for r in rounds:  # the history holds exactly the clients that replied

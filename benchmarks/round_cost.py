@@ -3,6 +3,7 @@ actors, clients in packs and one message per client) against the same clients' t
 
     python benchmarks/round_cost.py                 # digits + mlp, 20 clients (setting C's data), 18 per round
     python benchmarks/round_cost.py model=cnn       # extra arguments are Hydra overrides
+    python benchmarks/round_cost.py --timeline      # where the fixed cost goes, 1 and 2 packs per actor
 
 About 3 minutes on 2 cores. For local epochs 0 (one SGD step per client), 2 and 4: the median wall of ``ROUNDS``
 rounds of the same clients from the same model through ``FlowerTrainer.train`` (after two rounds of warm-up), and
@@ -11,10 +12,18 @@ the Flower round minus the in-process time shared over the actors: what a method
 per round does not save, and why its wall speed-up can lag its client-epoch speed-up where local training is short
 (``wall_tracks_work.py``). Repeats the whole measurement ``REPEATS`` times and prints each figure's spread.
 Writes benchmarks/out/round_cost.{json,md}.
+
+``--timeline`` splits a packed round's time by what each actor was doing, from the clients' own start and end
+times (same clock, one machine): waiting for its first pack (push → the pack's first client starts), training,
+between its packs (a pack's last client ends → the next pack's first starts: the reply's trip back to the
+driver and the next message's trip out, which Flower's engine does one after the other per actor), the last
+reply's trip back, and idle at the end while the other actor finishes (imbalance); with one pack per actor and with
+two (``ray.packs_per_actor``, repetitions interleaved). Writes benchmarks/out/round_timeline.{json,md}.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import statistics
 import sys
@@ -92,6 +101,102 @@ def through_flower(overrides: list[str]) -> tuple[dict[float, float], int]:
     return result
 
 
+def timeline(overrides: list[str]) -> tuple[dict[float, dict[str, float]], int]:
+    """Per local epochs, the median over rounds of the actors' time (ms) in each state of a packed round; and the
+    number of actors."""
+    from flwr.common import ConfigRecord
+
+    from fedunlearn.app import compose_config
+    from fedunlearn.data import federated_data
+    from fedunlearn.fl import server_app
+    from fedunlearn.fl.client_app import make_client_app, number, record
+    from fedunlearn.fl.params import get_params
+    from fedunlearn.fl.simulation import check_resources, simulate
+    from fedunlearn.fl.task import TaskConfig, TrainPlan
+
+    cfg = compose_config([*overrides, "ray.pack_clients=true"])
+    task = TaskConfig.from_config(cfg)
+    params = get_params(task.model_for(task.federation()))
+    clients = [c for c in range(cfg.fl.num_clients) if c not in FORGOTTEN]
+    rounds: dict[str, dict[str, Any]] = {}
+    exchange = server_app.FlowerTrainer._exchange
+
+    def recorded(self: Any, messages: list[Any], group: str) -> Any:
+        if not group.startswith("timeline-"):  # node discovery, warm-up
+            yield from exchange(self, messages, group)
+            return
+        pushed = time.time()
+        packs = rounds.setdefault(group, {"pushed": pushed, "packs": []})["packs"]
+        for reply in exchange(self, messages, group):
+            where = [record(reply.content, k, ConfigRecord) for k in reply.content if k.startswith("placement")]
+            spans = [(number(w, "started"), number(w, "ended")) for w in where]
+            packs.append({"pid": number(where[0], "pid"), "replied": time.time(), "start": min(a for a, _ in spans),
+                          "end": max(b for _, b in spans), "train": sum(b - a for a, b in spans)})  # fmt: skip
+            yield reply
+
+    def main(trainer: Any) -> tuple[dict[float, dict[str, float]], int]:
+        out = {}
+        for epochs in (0.0, 2.0):
+            plan = TrainPlan.from_config(cfg, epochs=epochs)
+            states: dict[str, list[float]] = {}
+            for r in range(ROUNDS + 2):
+                group = f"timeline-{epochs}-{r}"
+                trainer.train(params, {c: 1000 * r + c for c in clients}, plan, group)
+                if r >= 2:
+                    for k, v in split(rounds[group]).items():
+                        states.setdefault(k, []).append(v)
+            out[epochs] = {k: statistics.median(v) for k, v in states.items()}
+        return out, check_resources(cfg.ray)
+
+    server_app.FlowerTrainer._exchange = recorded  # type: ignore[method-assign]
+    try:
+        sizes = [len(p) for p in federated_data(cfg).partitions]
+        sim = simulate(cfg.ray, cfg.fl.num_clients, make_client_app(task), main, 0, lambda _: os._exit(1), sizes)
+    finally:
+        server_app.FlowerTrainer._exchange = exchange  # type: ignore[method-assign]
+    result: tuple[dict[float, dict[str, float]], int] = sim.result
+    return result
+
+
+def split(round_: dict[str, Any]) -> dict[str, float]:
+    """One round's wall and, averaged over the actors, ms in each state (they add up to the wall)."""
+    pushed, packs = round_["pushed"], round_["packs"]
+    wall = max(p["replied"] for p in packs) - pushed
+    by_actor: dict[int, list[dict[str, float]]] = {}
+    for p in sorted(packs, key=lambda p: p["start"]):
+        by_actor.setdefault(p["pid"], []).append(p)
+    states = {"first pack out": 0.0, "training": 0.0, "between packs": 0.0, "last reply back": 0.0, "idle at end": 0.0}
+    for own in by_actor.values():
+        states["first pack out"] += own[0]["start"] - pushed
+        states["training"] += sum(p["train"] for p in own)
+        # a pack's own client-to-client gaps count as between packs: time the actor was not training
+        gaps = sum(p["end"] - p["start"] - p["train"] for p in own)
+        states["between packs"] += gaps + sum(b["start"] - a["end"] for a, b in itertools.pairwise(own))
+        states["last reply back"] += own[-1]["replied"] - own[-1]["end"]
+        states["idle at end"] += pushed + wall - own[-1]["replied"]
+    out = {k: 1000 * v / len(by_actor) for k, v in states.items()}
+    out["wall"] = 1000 * wall
+    return out
+
+
+def timeline_table(reps: dict[int, list[dict[float, dict[str, float]]]], actors: int) -> str:
+    states = ["first pack out", "training", "between packs", "last reply back", "idle at end", "wall"]
+    lines = [
+        f"Machine: {machine()}; {actors} actors. Ms per round: the median over {ROUNDS} rounds of the actors' mean "
+        "time in each state (in each round the states add up to its wall), median over "
+        f"{REPEATS} repetitions (their range).",
+        "",
+        "| local epochs | packs per actor | " + " | ".join(states) + " |",
+        "|---:|---:|" + "---:|" * len(states),
+    ]
+    for e in next(iter(reps.values()))[0]:
+        for per_actor, runs in reps.items():
+            values = [[r[e][s] for r in runs] for s in states]
+            cells = " | ".join(f"{statistics.median(v):.1f} ({min(v):.1f}–{max(v):.1f})" for v in values)
+            lines.append(f"| {e:g}{' (one SGD step)' if e == 0 else ''} | {per_actor} | {cells} |")
+    return "\n".join(lines)
+
+
 def table(reps: list[dict[str, Any]]) -> str:
     def spread(key: str, epochs: float) -> str:
         values = [1000 * r[key][epochs] for r in reps]
@@ -115,7 +220,20 @@ def table(reps: list[dict[str, Any]]) -> str:
 
 
 def main() -> None:
-    overrides = [*SETTING, *sys.argv[1:]]
+    args = sys.argv[1:]
+    if "--timeline" in args:
+        overrides = [*SETTING, *(a for a in args if a != "--timeline")]
+        states: dict[int, list[dict[float, dict[str, float]]]] = {1: [], 2: []}
+        for _ in range(REPEATS):
+            for per_actor, runs in states.items():
+                result, actors = timeline([*overrides, f"ray.packs_per_actor={per_actor}"])
+                runs.append(result)
+        text = timeline_table(states, actors)
+        payload: dict[str, Any] = {"machine": machine(), "overrides": overrides, "repetitions": states}
+        write_outputs(OUT, "round_timeline", payload, text)
+        print(text)
+        return
+    overrides = [*SETTING, *args]
     reps: list[dict[str, Any]] = []
     for i in range(REPEATS):
         local = in_process(overrides)

@@ -5,6 +5,7 @@ the default) and as one message per client (``false``), on the same trained mode
     python benchmarks/wall_tracks_work.py                               # settings C (100 rounds), A and E (50)
     python benchmarks/wall_tracks_work.py --settings 2 --rounds 100     # one setting (index into frontier.SETTINGS)
     python benchmarks/wall_tracks_work.py --packs-only                  # the default mode only (half the time)
+    python benchmarks/wall_tracks_work.py --override ray.packs_per_actor=1   # an override for every run (repeatable)
 
 About 45 minutes on 2 cores. The cnn settings train 50 rounds: the ratio is per step and round, and 100 would double
 a run that repeats every method six times.
@@ -110,11 +111,13 @@ def main() -> None:
         rounds = [int(n) for n in args[args.index("--rounds") + 1].split(",")]
     rounds = (rounds * len(chosen))[: len(chosen)] if len(rounds) == 1 else rounds
     modes = ("true",) if "--packs-only" in args else ("true", "false")
+    extra = [args[i + 1] for i, a in enumerate(args) if a == "--override"]
     labels = list(SETTINGS)
     results: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         for i, n in zip(chosen, rounds, strict=True):
-            results.append(measure(labels[i], [*SETTINGS[labels[i]], f"fl.num_rounds={n}"], Path(tmp), modes))
+            overrides = [*SETTINGS[labels[i]], f"fl.num_rounds={n}", *extra]
+            results.append(measure(labels[i], overrides, Path(tmp), modes))
             text = table(results)
             write_outputs(OUT, "wall_tracks_work", {"machine": machine(), "settings": results}, text)
     print(text)

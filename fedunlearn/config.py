@@ -149,6 +149,7 @@ class RayConfig:
     include_dashboard: bool = MISSING
     connect_timeout_s: float = spec(gt=0.0)
     pack_clients: bool = MISSING  # a round's clients as one message per actor (same updates, fewer round trips)
+    packs_per_actor: int = spec(ge=1)  # pack_clients: packs per actor and round (more: finer balance, more trips)
 
 
 TRACKERS = ("none", "mlflow", "tensorboard", "wandb")

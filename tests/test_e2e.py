@@ -55,7 +55,7 @@ def test_showcase_through_flower(tmp_path: Path) -> None:
     assert "federaser" in proc.stdout and "speedup" in proc.stdout  # console comparison table
 
 
-def test_multirun_and_same_seed_gives_identical_rounds_packed_or_not(tmp_path: Path) -> None:
+def test_multirun_and_same_seed_gives_identical_rounds_however_packed(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     proc = run_cli("-m", *TINY, "experiment=train_only", "seed=1,2", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -69,6 +69,14 @@ def test_multirun_and_same_seed_gives_identical_rounds_packed_or_not(tmp_path: P
     accuracy = [r["test_accuracy"] for r in first["training"]["rounds"]]
     assert accuracy == [r["test_accuracy"] for r in again["training"]["rounds"]]
     assert accuracy != [r["test_accuracy"] for r in second["training"]["rounds"]]
+    one_pack_dir = tmp_path / "one-pack"  # and one pack per actor: the same updates, one message per actor and round
+    proc = run_cli(*TINY, "experiment=train_only", "seed=1", "ray.packs_per_actor=1", "ray.num_cpus=2",
+                   f"hydra.run.dir={one_pack_dir}", cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    one_pack = load_results(one_pack_dir)
+    assert accuracy == [r["test_accuracy"] for r in one_pack["training"]["rounds"]]
+    rounds = len(accuracy)
+    assert (one_pack["placement"]["train_messages"], first["placement"]["train_messages"]) == (rounds * 2, rounds * 4)
 
 
 def test_dirichlet_twenty_clients_with_sampling_and_dropouts(tmp_path: Path) -> None:

@@ -24,19 +24,21 @@ from fedunlearn.fl.server_app import make_packs
 from fedunlearn.fl.task import FAULT_ENV, TaskConfig, TrainPlan, drops_out, run_client
 
 
-def test_packs_cover_every_client_once_in_two_packs_per_worker_of_equal_work() -> None:
+def test_packs_cover_every_client_once_in_packs_of_equal_work() -> None:
     seeds = {c: 100 + c for c in range(18)}
     work = {c: float(1 + c % 5) for c in seeds}
-    packs = make_packs(work, seeds, workers=2)
+    packs = make_packs(work, seeds, packs=4)  # 2 actors, ray.packs_per_actor=2
     assert sorted(c for p in packs for c in p) == list(range(18))
     assert all(p[c] == seeds[c] for p in packs for c in p)
-    assert len(packs) == 4  # 2 · workers
+    assert len(packs) == 4
     loads = [sum(work[c] for c in p) for p in packs]
     assert loads == sorted(loads, reverse=True)  # heaviest pack first
     assert loads[0] - loads[-1] <= max(work.values())  # LPT: within one client's work
     assert loads == [13.0, 13.0, 13.0, 12.0]  # 51 in all: as even as whole clients allow
     assert all(list(p) == sorted(p) for p in packs)
-    assert [len(p) for p in make_packs(work, {0: 1, 1: 2, 2: 3}, workers=4)] == [1, 1, 1]
+    assert [len(p) for p in make_packs(work, {0: 1, 1: 2, 2: 3}, packs=8)] == [1, 1, 1]
+    # one pack per actor (ray.packs_per_actor=1): 51 as 26 + 25, heaviest client first (5, 5, 5, then the lighter)
+    assert [sum(work[c] for c in p) for p in make_packs(work, seeds, packs=2)] == [26.0, 25.0]
 
 
 ARRAYS = [

@@ -93,19 +93,19 @@ def _nodes_in_registration_order(grid: Grid) -> list[int] | None:
     return list(registry) if isinstance(registry, dict) else None
 
 
-def make_packs(work: Mapping[int, float], seeds: Mapping[int, int], workers: int) -> list[dict[int, int]]:
-    """``seeds`` in 2 · ``workers`` packs of about equal ``work`` (longest processing time first: the clients,
-    heaviest first, each into the pack with the least work so far; fewer packs when there are fewer clients),
-    heaviest pack first. Each worker takes about two, the next as it comes free: a worker that runs slower than
-    its share leaves the last pack to the other, at two messages per worker and round."""
-    count = min(len(seeds), 2 * workers)
+def make_packs(work: Mapping[int, float], seeds: Mapping[int, int], packs: int) -> list[dict[int, int]]:
+    """``seeds`` in ``packs`` packs of about equal ``work`` (longest processing time first: the clients, heaviest
+    first, each into the pack with the least work so far; fewer packs when there are fewer clients), heaviest pack
+    first. With more packs than workers, a worker takes the next pack as it comes free: one that runs slower than
+    its share leaves a pack to the others, at one more message (a Ray round trip) per pack."""
+    count = min(len(seeds), packs)
     loads = [0.0] * count
-    packs: list[dict[int, int]] = [{} for _ in range(count)]
+    made: list[dict[int, int]] = [{} for _ in range(count)]
     for c in sorted(seeds, key=lambda c: (-work[c], c)):
         lightest = min(range(count), key=lambda i: (loads[i], i))
         loads[lightest] += work[c]
-        packs[lightest][c] = seeds[c]
-    return [dict(sorted(packs[i].items())) for i in sorted(range(count), key=lambda i: (-loads[i], i))]
+        made[lightest][c] = seeds[c]
+    return [dict(sorted(made[i].items())) for i in sorted(range(count), key=lambda i: (-loads[i], i))]
 
 
 def _refused(cid: int, code: int, reason: str, dropped: list[int], failures: list[ClientFailure]) -> None:
@@ -120,11 +120,11 @@ def _refused(cid: int, code: int, reason: str, dropped: list[int], failures: lis
 class FlowerTrainer:
     """Sends train messages to the ClientApps through Flower's Grid and collects the replies.
 
-    ``pack_for`` (simulation only, ``ray.pack_clients``): a round's clients go out in packs made for that many
-    workers (``make_packs``), each message training its clients in turn on one Ray worker, instead of one message
-    per client; the updates are the same. ``sizes`` (samples per client) estimate each client's work. ``warm_up``
-    asks that many workers to build the data and model before the first round. ``stop`` ends a wait early (SIGTERM,
-    or the simulation engine failed): ``train`` then raises Interrupted.
+    ``pack_count`` (simulation only, ``ray.pack_clients``): a round's clients go out in that many packs
+    (``make_packs``; ``ray.packs_per_actor`` per actor), each message training its clients in turn on one Ray
+    worker, instead of one message per client; the updates are the same. ``sizes`` (samples per client) estimate
+    each client's work. ``warm_up`` asks that many workers to build the data and model before the first round.
+    ``stop`` ends a wait early (SIGTERM, or the simulation engine failed): ``train`` then raises Interrupted.
     """
 
     def __init__(
@@ -135,7 +135,7 @@ class FlowerTrainer:
         stop: threading.Event,
         pull_interval: float = 0.05,
         wait_s: float = 120.0,
-        pack_for: int | None = None,
+        pack_count: int | None = None,
         sizes: Sequence[int] | None = None,
         warm_up: int = 0,
     ) -> None:
@@ -143,7 +143,7 @@ class FlowerTrainer:
         self.max_failures = max_failures
         self.stop = stop
         self.pull_interval = pull_interval
-        self.pack_for = pack_for
+        self.pack_count = pack_count
         self.sizes = sizes
         self.placement = Placement()
         self.unconfirmed: set[int] = set()
@@ -216,11 +216,11 @@ class FlowerTrainer:
     ) -> tuple[list[Message], dict[int, list[int]]]:
         """The round's train messages, and the clients each node's message trains."""
         packs = None
-        if self.pack_for:
+        if self.pack_count:
             # a client's work: its SGD steps, plus one for what a client costs besides them
             sizes = self.sizes
             work = {c: 1.0 + (sgd_steps(sizes[c], plan.batch_size, plan.epochs) if sizes else 1.0) for c in seeds}
-            packs = make_packs(work, seeds, self.pack_for)
+            packs = make_packs(work, seeds, self.pack_count)
         messages, clients_of_node = [], {}
         for pack in packs or [{cid: seed} for cid, seed in sorted(seeds.items())]:
             first = min(pack)
@@ -313,11 +313,11 @@ def make_server_app(
     max_failures: int,
     stop: threading.Event,
     run: ServerRun,
-    pack_for: int | None = None,
+    pack_count: int | None = None,
     sizes: Sequence[int] | None = None,
     warm_up: int = 0,
 ) -> ServerApp:
-    """A ServerApp whose main calls ``main(trainer)`` and leaves its outcome in ``run`` (``pack_for``, ``sizes``,
+    """A ServerApp whose main calls ``main(trainer)`` and leaves its outcome in ``run`` (``pack_count``, ``sizes``,
     ``warm_up``: FlowerTrainer's)."""
     app = ServerApp()
 
@@ -325,7 +325,7 @@ def make_server_app(
     def _main(grid: Grid, context: Context) -> None:
         try:
             trainer = FlowerTrainer(
-                grid, num_clients, max_failures, stop, pack_for=pack_for, sizes=sizes, warm_up=warm_up
+                grid, num_clients, max_failures, stop, pack_count=pack_count, sizes=sizes, warm_up=warm_up
             )
             run.result = main(trainer)
             run.placement = trainer.placement.summary()

@@ -277,8 +277,8 @@ def simulate(
             "Ray: %s, %d node(s), %s; %d client actor(s) at a time",
             info["gcs_address"], info["nodes"], info["resources"], fits,
         )  # fmt: skip
-        pack_for = fits if cfg.pack_clients else None
-        app = make_server_app(main, num_clients, max_failures, stop, run, pack_for, sizes, warm_up=fits)
+        pack_count = fits * cfg.packs_per_actor if cfg.pack_clients else None
+        app = make_server_app(main, num_clients, max_failures, stop, run, pack_count, sizes, warm_up=fits)
         engine_error: BaseException | None = None
         try:
             run_simulation(

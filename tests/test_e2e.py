@@ -55,7 +55,7 @@ def test_showcase_through_flower(tmp_path: Path) -> None:
     assert "federaser" in proc.stdout and "speedup" in proc.stdout  # console comparison table
 
 
-def test_multirun_and_same_seed_gives_identical_rounds_however_packed(tmp_path: Path) -> None:
+def test_multirun_and_same_seed_gives_identical_rounds_packed_or_not(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     proc = run_cli("-m", *TINY, "experiment=train_only", "seed=1,2", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -69,14 +69,8 @@ def test_multirun_and_same_seed_gives_identical_rounds_however_packed(tmp_path: 
     accuracy = [r["test_accuracy"] for r in first["training"]["rounds"]]
     assert accuracy == [r["test_accuracy"] for r in again["training"]["rounds"]]
     assert accuracy != [r["test_accuracy"] for r in second["training"]["rounds"]]
-    one_pack_dir = tmp_path / "one-pack"  # and one pack per actor: the same updates, one message per actor and round
-    proc = run_cli(*TINY, "experiment=train_only", "seed=1", "ray.packs_per_actor=1", "ray.num_cpus=2",
-                   f"hydra.run.dir={one_pack_dir}", cwd=tmp_path)  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    one_pack = load_results(one_pack_dir)
-    assert accuracy == [r["test_accuracy"] for r in one_pack["training"]["rounds"]]
-    rounds = len(accuracy)
-    assert (one_pack["placement"]["train_messages"], first["placement"]["train_messages"]) == (rounds * 2, rounds * 4)
+    # packed by default: 4 clients on 2 actors, 2 packs per actor (ray.packs_per_actor), one client each
+    assert first["placement"]["train_messages"] == len(accuracy) * 4
 
 
 def test_dirichlet_twenty_clients_with_sampling_and_dropouts(tmp_path: Path) -> None:
@@ -91,6 +85,8 @@ def test_dirichlet_twenty_clients_with_sampling_and_dropouts(tmp_path: Path) -> 
         "fl.fraction_train=0.5",
         "fl.dropout_rate=0.3",
         "history.dtype=float16",
+        "ray.packs_per_actor=1",
+        "ray.num_cpus=2",
         f"hydra.run.dir={run_dir}",
         cwd=tmp_path,
     )
@@ -100,8 +96,8 @@ def test_dirichlet_twenty_clients_with_sampling_and_dropouts(tmp_path: Path) -> 
     assert [len(r["clients"]) + len(r["failed_clients"]) for r in rounds] == [10, 10]
     failed = sum(len(r["failed_clients"]) for r in rounds)
     assert failed > 0 and res["placement"]["failed_replies"] == failed  # error replies through Flower
-    # 10 clients a round on 2 actors go out in 2 · 2 packs of about equal work (dropouts answered inside their pack)
-    assert res["placement"]["train_messages"] == 2 * 4
+    # 10 clients a round on 2 actors, one pack per actor of about equal work (dropouts answered inside their pack)
+    assert res["placement"]["train_messages"] == 2 * 2
     assert res["training"]["client_updates"] == 20 - failed
     manifest = json.loads((run_dir / "history" / "manifest.json").read_text())
     for r in rounds:  # the history holds exactly the clients that replied

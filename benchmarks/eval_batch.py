@@ -6,7 +6,7 @@ settings use: the 16 × 16 CNN on synthetic images, the 8 × 8 CNN and the MLP o
 Under a minute. For each model, the median over ``REPEATS`` passes over the training set (``predict_logits``,
 as the server's evaluations and a client's received-model loss run it) with 2 torch threads (the driver) and 1
 (a client actor), and whether every batch size gives the same logits. Picks nothing: it shows why
-``evaluation.batch_size`` defaults to 128 (``fl.task.EVAL_BATCH``). Writes benchmarks/out/eval_batch.{json,md}.
+``evaluation.batch_size`` defaults to 128. Writes benchmarks/out/eval_batch.{json,md}.
 """
 
 from __future__ import annotations

@@ -21,26 +21,27 @@ from fedunlearn.models import build_model
 from fedunlearn.seeds import Stream, rng
 
 CPU = torch.device("cpu")
-# Samples per forward pass where no key sets it (a client's received-model loss, PGA's accuracy check); also
-# evaluation.batch_size's default. Small enough that a small CNN's feature maps stay in a core's cache: on this
-# project's 2-core box the 16 × 16 CNN evaluates 1.7× (2 threads) to 2.4× (1 thread) faster in batches of 128 than
-# of 1024, with the same logits; the MLP's pass takes under a millisecond either way (benchmarks/eval_batch.py).
-EVAL_BATCH = 128
 
 
 @dataclass(frozen=True)
 class TaskConfig:
-    """What a client needs to train: its data's recipe, the model and the simulated dropout rate."""
+    """What a client needs to train: its data's recipe, the model, the simulated dropout rate, its torch threads
+    and the samples per forward pass of its received-model loss (``evaluation.batch_size``)."""
 
     data: DataRecipe
     model: ModelConfig
     dropout_rate: float
     threads: int
+    eval_batch: int
 
     @classmethod
     def from_config(cls, cfg: Config) -> TaskConfig:
         return cls(
-            DataRecipe.from_config(cfg), cfg.model, cfg.fl.dropout_rate, max(1, int(cfg.ray.num_cpus_per_client))
+            DataRecipe.from_config(cfg),
+            cfg.model,
+            cfg.fl.dropout_rate,
+            max(1, int(cfg.ray.num_cpus_per_client)),
+            cfg.evaluation.batch_size,
         )
 
     def federation(self) -> FederatedData:
@@ -180,21 +181,20 @@ def run_client(
     model = task.worker_model(data)
     set_params(model, params)
     own = data.client(cid)
-    received = mean_loss(model, own, device) if plan.received_loss else None
+    received = mean_loss(model, own, device, task.eval_batch) if plan.received_loss else None
     loss, epochs = train_local(model, own, plan, seed, device)
     return ClientUpdate(cid, get_params(model), len(data.partitions[cid]), epochs, loss, received)
 
 
-def mean_loss(model: nn.Module, data: ArrayDataset, device: torch.device) -> float:
-    """Mean cross-entropy of ``model`` (evaluation mode, on ``device``) on ``data``."""
-    logits = torch.from_numpy(predict_logits(model, data.x, device=device))
+def mean_loss(model: nn.Module, data: ArrayDataset, device: torch.device, batch_size: int) -> float:
+    """Mean cross-entropy of ``model`` (evaluation mode, on ``device``) on ``data``, ``batch_size`` samples per
+    forward pass."""
+    logits = torch.from_numpy(predict_logits(model, data.x, batch_size, device))
     return float(nn.functional.cross_entropy(logits, torch.from_numpy(data.y), reduction="sum")) / max(1, len(data))
 
 
 @torch.no_grad()
-def predict_logits(
-    model: nn.Module, x: np.ndarray, batch_size: int = EVAL_BATCH, device: torch.device = CPU
-) -> np.ndarray:
+def predict_logits(model: nn.Module, x: np.ndarray, batch_size: int, device: torch.device = CPU) -> np.ndarray:
     """Logits (N × classes) for inputs ``x`` in evaluation mode, computed on ``device`` (the model is moved there)."""
     to_device(model, device).eval()
     outs = [model(torch.from_numpy(x[i : i + batch_size]).to(device)).cpu() for i in range(0, len(x), batch_size)]

@@ -131,7 +131,7 @@ class PGA(UnlearningMethod[PGAParams]):
                 optimizer.step()
                 _project(model, center, radius)
                 steps += 1
-                if self._should_stop(model, target, forgotten.x, forgotten.y):
+                if self._should_stop(model, target, forgotten.x, forgotten.y, ctx.cfg.evaluation.batch_size):
                     rule = p.stop
                     break
             outcome.params = get_params(model)
@@ -153,10 +153,10 @@ class PGA(UnlearningMethod[PGAParams]):
         """Initialisation seeds of the random models that set the radius (not the run's own model's seed)."""
         return range(ctx.cfg.seed + 1, ctx.cfg.seed + 1 + self.params.random_models)
 
-    def _should_stop(self, model: nn.Module, target: torch.Tensor, x: np.ndarray, y: np.ndarray) -> bool:
-        """The configured stop rule, checked after every ascent step."""
+    def _should_stop(self, model: nn.Module, target: torch.Tensor, x: np.ndarray, y: np.ndarray, batch: int) -> bool:
+        """The configured stop rule, checked after every ascent step (``batch``: samples per forward pass)."""
         if self.params.stop == "distance":
             with torch.no_grad():
                 return float((_vector(model) - target).norm() ** 2) > self.params.distance_threshold
-        own = metrics.accuracy(predict_logits(model, x), y)
+        own = metrics.accuracy(predict_logits(model, x, batch), y)
         return own is not None and own < self.params.stop_accuracy

@@ -28,6 +28,7 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ FORGOTTEN = (0, 5)  # setting C's: its rounds after unlearning train the other 1
 EPOCHS = (0.0, 2.0, 4.0)
 ROUNDS = 12
 REPEATS = 3
+STATES = ("first pack out", "training", "between packs", "last reply back", "idle at end", "wall")  # --timeline
 
 
 def in_process(overrides: list[str]) -> dict[float, float]:
@@ -69,21 +71,35 @@ def in_process(overrides: list[str]) -> dict[float, float]:
     return out
 
 
-def through_flower(overrides: list[str]) -> tuple[dict[float, float], int]:
-    """Seconds of one round through Flower's simulation engine per local epochs, and the number of actors."""
+def flower_rounds(overrides: list[str], body: Callable[[Any, Any, Any, list[int]], Any]) -> tuple[Any, int]:
+    """``body(trainer, cfg, params, clients)`` as the ServerApp of a Flower simulation of the setting (the model's
+    initial parameters, the clients of a round after unlearning); its result, and the number of actors."""
     from fedunlearn.app import compose_config
     from fedunlearn.data import federated_data
     from fedunlearn.fl.client_app import make_client_app
     from fedunlearn.fl.params import get_params
     from fedunlearn.fl.simulation import check_resources, simulate
-    from fedunlearn.fl.task import TaskConfig, TrainPlan
+    from fedunlearn.fl.task import TaskConfig
 
     cfg = compose_config(overrides)
     task = TaskConfig.from_config(cfg)
     params = get_params(task.model_for(task.federation()))
     clients = [c for c in range(cfg.fl.num_clients) if c not in FORGOTTEN]
 
-    def main(trainer: Any) -> tuple[dict[float, float], int]:
+    def main(trainer: Any) -> tuple[Any, int]:
+        return body(trainer, cfg, params, clients), check_resources(cfg.ray)
+
+    sizes = [len(p) for p in federated_data(cfg).partitions]
+    sim = simulate(cfg.ray, cfg.fl.num_clients, make_client_app(task), main, 0, lambda _: os._exit(1), sizes)
+    result: tuple[Any, int] = sim.result
+    return result
+
+
+def through_flower(overrides: list[str]) -> tuple[dict[float, float], int]:
+    """Seconds of one round through Flower's simulation engine per local epochs, and the number of actors."""
+    from fedunlearn.fl.task import TrainPlan
+
+    def body(trainer: Any, cfg: Any, params: Any, clients: list[int]) -> dict[float, float]:
         out = {}
         for epochs in EPOCHS:
             plan = TrainPlan.from_config(cfg, epochs=epochs)
@@ -93,12 +109,9 @@ def through_flower(overrides: list[str]) -> tuple[dict[float, float], int]:
                 trainer.train(params, {c: 1000 * r + c for c in clients}, plan, f"bench-{r}")
                 walls.append(time.perf_counter() - t0)
             out[epochs] = statistics.median(walls[2:])
-        return out, check_resources(cfg.ray)
+        return out
 
-    sizes = [len(p) for p in federated_data(cfg).partitions]
-    sim = simulate(cfg.ray, cfg.fl.num_clients, make_client_app(task), main, 0, lambda _: os._exit(1), sizes)
-    result: tuple[dict[float, float], int] = sim.result
-    return result
+    return flower_rounds(overrides, body)
 
 
 def timeline(overrides: list[str]) -> tuple[dict[float, dict[str, float]], int]:
@@ -106,18 +119,10 @@ def timeline(overrides: list[str]) -> tuple[dict[float, dict[str, float]], int]:
     number of actors."""
     from flwr.common import ConfigRecord
 
-    from fedunlearn.app import compose_config
-    from fedunlearn.data import federated_data
     from fedunlearn.fl import server_app
-    from fedunlearn.fl.client_app import make_client_app, number, record
-    from fedunlearn.fl.params import get_params
-    from fedunlearn.fl.simulation import check_resources, simulate
-    from fedunlearn.fl.task import TaskConfig, TrainPlan
+    from fedunlearn.fl.client_app import number, record
+    from fedunlearn.fl.task import TrainPlan
 
-    cfg = compose_config([*overrides, "ray.pack_clients=true"])
-    task = TaskConfig.from_config(cfg)
-    params = get_params(task.model_for(task.federation()))
-    clients = [c for c in range(cfg.fl.num_clients) if c not in FORGOTTEN]
     rounds: dict[str, dict[str, Any]] = {}
     exchange = server_app.FlowerTrainer._exchange
 
@@ -134,7 +139,7 @@ def timeline(overrides: list[str]) -> tuple[dict[float, dict[str, float]], int]:
                           "end": max(b for _, b in spans), "train": sum(b - a for a, b in spans)})  # fmt: skip
             yield reply
 
-    def main(trainer: Any) -> tuple[dict[float, dict[str, float]], int]:
+    def body(trainer: Any, cfg: Any, params: Any, clients: list[int]) -> dict[float, dict[str, float]]:
         out = {}
         for epochs in (0.0, 2.0):
             plan = TrainPlan.from_config(cfg, epochs=epochs)
@@ -146,26 +151,23 @@ def timeline(overrides: list[str]) -> tuple[dict[float, dict[str, float]], int]:
                     for k, v in split(rounds[group]).items():
                         states.setdefault(k, []).append(v)
             out[epochs] = {k: statistics.median(v) for k, v in states.items()}
-        return out, check_resources(cfg.ray)
+        return out
 
     server_app.FlowerTrainer._exchange = recorded  # type: ignore[method-assign]
     try:
-        sizes = [len(p) for p in federated_data(cfg).partitions]
-        sim = simulate(cfg.ray, cfg.fl.num_clients, make_client_app(task), main, 0, lambda _: os._exit(1), sizes)
+        return flower_rounds([*overrides, "ray.pack_clients=true"], body)
     finally:
         server_app.FlowerTrainer._exchange = exchange  # type: ignore[method-assign]
-    result: tuple[dict[float, dict[str, float]], int] = sim.result
-    return result
 
 
 def split(round_: dict[str, Any]) -> dict[str, float]:
     """One round's wall and, averaged over the actors, ms in each state (they add up to the wall)."""
     pushed, packs = round_["pushed"], round_["packs"]
     wall = max(p["replied"] for p in packs) - pushed
-    by_actor: dict[int, list[dict[str, float]]] = {}
+    by_actor: dict[float, list[dict[str, float]]] = {}
     for p in sorted(packs, key=lambda p: p["start"]):
         by_actor.setdefault(p["pid"], []).append(p)
-    states = {"first pack out": 0.0, "training": 0.0, "between packs": 0.0, "last reply back": 0.0, "idle at end": 0.0}
+    states = dict.fromkeys(STATES[:-1], 0.0)
     for own in by_actor.values():
         states["first pack out"] += own[0]["start"] - pushed
         states["training"] += sum(p["train"] for p in own)
@@ -180,18 +182,17 @@ def split(round_: dict[str, Any]) -> dict[str, float]:
 
 
 def timeline_table(reps: dict[int, list[dict[float, dict[str, float]]]], actors: int) -> str:
-    states = ["first pack out", "training", "between packs", "last reply back", "idle at end", "wall"]
     lines = [
         f"Machine: {machine()}; {actors} actors. Ms per round: the median over {ROUNDS} rounds of the actors' mean "
         "time in each state (in each round the states add up to its wall), median over "
         f"{REPEATS} repetitions (their range).",
         "",
-        "| local epochs | packs per actor | " + " | ".join(states) + " |",
-        "|---:|---:|" + "---:|" * len(states),
+        "| local epochs | packs per actor | " + " | ".join(STATES) + " |",
+        "|---:|---:|" + "---:|" * len(STATES),
     ]
     for e in next(iter(reps.values()))[0]:
         for per_actor, runs in reps.items():
-            values = [[r[e][s] for r in runs] for s in states]
+            values = [[r[e][s] for r in runs] for s in STATES]
             cells = " | ".join(f"{statistics.median(v):.1f} ({min(v):.1f}–{max(v):.1f})" for v in values)
             lines.append(f"| {e:g}{' (one SGD step)' if e == 0 else ''} | {per_actor} | {cells} |")
     return "\n".join(lines)

@@ -7,6 +7,7 @@ console — what failed and what to change — a non-zero exit code, and the tra
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import sys
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, cast
 import hydra
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -115,6 +117,25 @@ def _log_file() -> Path | None:
     return None
 
 
+class RunLogHandler(logging.FileHandler):
+    """The run's log file. When the file cannot be written (disk full, a read-only filesystem) it stops writing
+    instead of printing a traceback per log record: the run's own writes fail on the same cause and end the run
+    with the one line that names it; what the log holds up to then stays as it was."""
+
+    failed: OSError | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.failed is None:
+            super().emit(record)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        err = sys.exc_info()[1]
+        if isinstance(err, OSError):
+            self.failed = err
+            return
+        super().handleError(record)
+
+
 def to_file_only(*names: str, level: int = logging.WARNING) -> None:
     """Send these loggers, from ``level`` up, to the run's log file only (Flower and Ray talk at length; the console
     stays readable). Each gets a handler of its own: Ray re-formats the handlers of its logger."""
@@ -123,7 +144,7 @@ def to_file_only(*names: str, level: int = logging.WARNING) -> None:
         logger = logging.getLogger(name)
         logger.handlers = []
         if path is not None:
-            handler = logging.FileHandler(path)
+            handler = RunLogHandler(path)
             handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
             logger.addHandler(handler)
         logger.propagate = False
@@ -144,9 +165,12 @@ def fail(message: str, code: int, err: BaseException | None = None) -> NoReturn:
 
 
 def _exit(code: int) -> NoReturn:
-    from fedunlearn.fl.simulation import shutdown_ray
+    from fedunlearn.experiment.lock import release_all
 
-    shutdown_ray()
+    simulation = sys.modules.get("fedunlearn.fl.simulation")  # not imported: no Ray was started
+    if simulation is not None:
+        simulation.shutdown_ray()
+    release_all()
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
@@ -161,8 +185,9 @@ def _one_line(err: BaseException) -> str:
 def guarded(run: Callable[[], None], run_dir: Path) -> None:
     """Run ``run``; map every failure to one line and its exit code."""
     from fedunlearn.experiment.checkpoint import CheckpointError
+    from fedunlearn.experiment.lock import RunDirBusy
     from fedunlearn.experiment.stages import TrainingDiverged
-    from fedunlearn.fl.federation import ClientCrashed
+    from fedunlearn.fl.federation import ClientCrashed, InexactReference
     from fedunlearn.fl.simulation import SimulationError, Stopped
     from fedunlearn.history.store import HistoryCorruptError
 
@@ -170,10 +195,20 @@ def guarded(run: Callable[[], None], run_dir: Path) -> None:
         run()
     except ConfigError as err:
         fail(f"invalid config: {err}", EXIT_CONFIG)
+    except RunDirBusy as err:
+        fail(str(err), EXIT_CONFIG)
     except CheckpointError as err:
         fail(f"cannot resume: {err}", EXIT_CONFIG)
     except HistoryCorruptError as err:
         fail(str(err), EXIT_HISTORY)
+    except InexactReference as err:
+        fail(
+            f"{err}; retrain and rollback are the exact reference every method is measured against and would miss "
+            "this client's update: fix the client, or set fl.exact_reference=false to tolerate it (results then say "
+            "exact: false)",
+            EXIT_CLIENT,
+            err,
+        )
     except ClientCrashed as err:
         fail(f"{err}; fl.max_client_failures=N tolerates N failed clients per round", EXIT_CLIENT, err)
     except TrainingDiverged as err:
@@ -184,8 +219,20 @@ def guarded(run: Callable[[], None], run_dir: Path) -> None:
         fail(_one_line(err), EXIT_ENGINE, err)
     except KeyboardInterrupt as err:
         fail(f"interrupted; {resume_hint(run_dir)}", 130, err)
+    except OSError as err:
+        if err.filename is None:
+            fail(f"unexpected {type(err).__name__}: {_one_line(err)}", EXIT_BUG, err)
+        fail(f"{file_error(err)}; fix that, then {resume_hint(run_dir)}", EXIT_CONFIG, err)
     except Exception as err:
         fail(f"unexpected {type(err).__name__}: {_one_line(err)}", EXIT_BUG, err)
+
+
+def file_error(err: OSError) -> str:
+    """An OSError about a file, as one line: the file and the cause (disk full, permission, read-only, ...)."""
+    return f"cannot {'write' if err.errno in WRITE_ERRNOS else 'use'} {err.filename}: {err.strerror or err}"
+
+
+WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG}
 
 
 def resume_hint(run_dir: Path) -> str:
@@ -207,6 +254,36 @@ def _run_dir() -> Path:
     return Path(HydraConfig.get().runtime.output_dir)
 
 
+class RunDirLock(Callback):
+    """Hydra callback (``hydra.callbacks`` in conf/config.yaml): the run directory's lock, taken before Hydra
+    writes anything there (its ``.hydra/`` config, the log). A multirun locks its sweep directory, then each job's."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._lock(Path(str(OmegaConf.select(config, "hydra.run.dir"))))
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._lock(Path(str(OmegaConf.select(config, "hydra.sweep.dir"))))
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._lock(Path(str(config.hydra.runtime.output_dir)))
+
+    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
+        from fedunlearn.experiment.lock import release_run_dir
+
+        release_run_dir(Path(str(config.hydra.runtime.output_dir)))
+
+    @staticmethod
+    def _lock(run_dir: Path) -> None:
+        from fedunlearn.experiment.lock import RunDirBusy, lock_run_dir
+
+        try:
+            lock_run_dir(run_dir)
+        except RunDirBusy as err:
+            fail(str(err), EXIT_CONFIG)
+        except OSError as err:
+            fail(f"{file_error(err)}; choose a writable hydra.run.dir", EXIT_CONFIG)
+
+
 # -- the app -----------------------------------------------------------------------------------------
 
 
@@ -218,9 +295,13 @@ def main(dcfg: DictConfig) -> None:
     logging.getLogger("matplotlib").setLevel(logging.WARNING)
 
     def run() -> None:
+        from fedunlearn.experiment.lock import lock_run_dir, took_over
         from fedunlearn.experiment.preflight import preflight
         from fedunlearn.reporting.progress import ROUNDS_LOGGER, ProgressBars, use_bars
 
+        lock_run_dir(run_dir)  # held already when the callback ran (a `compose` + `main` caller may not have it)
+        for note in took_over:
+            log.warning("%s", note)
         cfg = load_config(dcfg)
         if use_bars(cfg.progress, sys.stderr):  # else the round lines go where every log line goes
             to_file_only(ROUNDS_LOGGER, level=logging.INFO)

@@ -127,6 +127,7 @@ class FLConfig:
     fraction_train: float = spec(gt=0.0, le=1.0)
     dropout_rate: float = spec(ge=0.0, lt=1.0)  # simulated: a sampled client fails in a round
     max_client_failures: int = spec(ge=0)  # ClientApp crashes tolerated per round; one more stops the run
+    exact_reference: bool = MISSING  # a crash while retrain/rollback trains stops the run (false: tolerated, inexact)
     on_divergence: str = spec(choices=("warn", "error"))
 
 

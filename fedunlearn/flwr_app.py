@@ -26,6 +26,7 @@ from omegaconf import OmegaConf
 
 from fedunlearn.app import compose, container, load_config, publish
 from fedunlearn.config import Config, ConfigError
+from fedunlearn.experiment.lock import lock_run_dir
 from fedunlearn.experiment.preflight import preflight
 from fedunlearn.experiment.stages import run_experiment
 from fedunlearn.fl.client_app import make_client_app
@@ -88,7 +89,7 @@ def main(grid: Grid, context: Context) -> None:
             f"{cfg.fl.num_clients}, but the federation has {nodes} SuperNodes: "
             f"flwr run . --federation-config num-supernodes={cfg.fl.num_clients}",
         )
-    run_dir.mkdir(parents=True, exist_ok=True)
+    lock_run_dir(run_dir)
     preflight(cfg, run_dir)
     log.info("run directory: %s", run_dir)
     trainer = FlowerTrainer(grid, cfg.fl.num_clients, cfg.fl.max_client_failures, threading.Event())

@@ -133,7 +133,8 @@ def test_a_tolerated_client_crash_is_recorded_apart_from_dropouts(tmp_path: Path
     monkeypatch.setenv("FEDUNLEARN_INJECT_FAULT", "train-2:3,retrain-3:2")
     run_dir = tmp_path / "run"
     proc = run_cli(*TINY, "backdoor.clients=[1]", "forget.clients=[1]", "unlearning.methods=[retrain]",
-                   "fl.max_client_failures=1", f"hydra.run.dir={run_dir}", cwd=tmp_path)  # fmt: skip
+                   "fl.max_client_failures=1", "fl.exact_reference=false", f"hydra.run.dir={run_dir}",
+                   cwd=tmp_path)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = load_results(run_dir)
     rounds = res["training"]["rounds"]
@@ -142,6 +143,7 @@ def test_a_tolerated_client_crash_is_recorded_apart_from_dropouts(tmp_path: Path
     assert rounds[1]["failed_clients"] == [] and rounds[1]["clients"] == [0, 1, 2]
     assert all(r["failures"] == [] for i, r in enumerate(rounds) if i != 1)
     assert res["unlearning"]["retrain"]["recovery_rounds"][2]["failures"][0]["client"] == 2
+    assert res["unlearning"]["retrain"]["exact"] is False and "retrain (inexact)" in proc.stdout
     assert res["placement"]["client_failures"] == 2
     assert "client failures tolerated (fl.max_client_failures): 2" in proc.stdout
 

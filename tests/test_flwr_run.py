@@ -49,6 +49,20 @@ def comparable(results: dict[str, Any]) -> Any:
     return strip(results)
 
 
+def stop_local_superlink(port: int) -> list[str]:
+    """The README's way to stop the SuperLink `flwr run` started (on ``port``): SIGTERM to it and to its children
+    (the flower-superexec it starts in a session of its own); what is still running 15 s later."""
+    links = [p for p in psutil.process_iter(["cmdline"])
+             if "flower-superlink" in " ".join(p.info["cmdline"] or []) and str(port) in p.info["cmdline"]]  # fmt: skip
+    tree = [q for link in links for q in (link, *link.children(recursive=True))]
+    for q in [q for link in links for q in (*link.children(), link)]:
+        q.send_signal(signal.SIGTERM)
+    _, alive = psutil.wait_procs(tree, timeout=15)
+    for q in alive:
+        q.send_signal(signal.SIGKILL)
+    return [" ".join(q.cmdline())[:80] for q in alive if q.is_running() and q.status() != psutil.STATUS_ZOMBIE]
+
+
 @pytest.mark.e2e
 def test_flwr_run_gives_the_same_results_as_fedunlearn(tmp_path: Path) -> None:
     http, control = free_ports(2)
@@ -64,10 +78,8 @@ def test_flwr_run_gives_the_same_results_as_fedunlearn(tmp_path: Path) -> None:
             cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
         )  # fmt: skip
     finally:
-        for p in psutil.process_iter(["cmdline"]):  # the managed SuperLink Flower leaves running, and its children
-            if "flower-superlink" in " ".join(p.info["cmdline"] or []) and f"{http}" in p.info["cmdline"]:
-                for child in [*p.children(recursive=True), p]:
-                    child.send_signal(signal.SIGKILL)
+        left = stop_local_superlink(http)
+    assert left == [], left
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     (flwr_dir,) = (tmp_path / "flwr-runs").iterdir()
     via_flwr = load_results(flwr_dir)

@@ -180,3 +180,19 @@ def test_a_job_without_the_token_is_refused(ray_head: tuple[str, int, str]) -> N
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(f"{address}/api/jobs/", timeout=10)
     assert refused.value.code == 401
+
+
+def test_submit_refuses_a_token_file_others_can_read(tmp_path: Path) -> None:
+    """`ray get-auth-token --generate` leaves ~/.ray/auth_token world-readable; submit.sh stops before any upload."""
+    token = tmp_path / ".ray" / "auth_token"
+    token.parent.mkdir()
+    token.write_text("0" * 64)
+    token.chmod(0o644)
+    env = {k: v for k, v in venv_env().items() if not k.startswith("RAY_AUTH")}
+    proc = subprocess.run(
+        ["bash", str(REPO / "simulations/ray_cluster/submit.sh"), "fl.num_rounds=1"],
+        env={**env, "HOME": str(tmp_path), "RAY_ADDRESS": "http://127.0.0.1:1"}, capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"submit.sh: {token} is readable by other users (mode 644): chmod 600 {token}"

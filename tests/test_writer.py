@@ -1,6 +1,8 @@
 """BackgroundWriter: writes land in submission order, a failure stops later writes and reaches the caller, and
 a HistoryStore/RunCheckpoint pair behind one writer reads back exactly what a synchronous one writes."""
 
+import errno
+import os
 import threading
 from pathlib import Path
 
@@ -10,7 +12,7 @@ import pytest
 from fedunlearn.experiment.checkpoint import RunCheckpoint
 from fedunlearn.history import HistoryStore
 from fedunlearn.history import writer as writer_module
-from fedunlearn.history.writer import BackgroundWriter
+from fedunlearn.history.writer import BackgroundWriter, RunFileError
 from tests.conftest import make_config
 
 
@@ -34,7 +36,7 @@ def test_a_failed_write_stops_later_ones_so_disk_holds_a_prefix(tmp_path: Path, 
         release.wait()
         calls.append(path.name)
         if path.name == "4":
-            raise OSError("disk full")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
         real(path, payload)
 
     monkeypatch.setattr(writer_module, "atomic_write", failing)
@@ -42,7 +44,7 @@ def test_a_failed_write_stops_later_ones_so_disk_holds_a_prefix(tmp_path: Path, 
     for i in range(8):
         writer.write(tmp_path / str(i), b"data")
     release.set()
-    with pytest.raises(OSError, match="writing the run's files failed: disk full"):
+    with pytest.raises(RunFileError, match=f"cannot write {tmp_path / '4'}: No space left on device"):
         writer.flush()
     assert calls == ["0", "1", "2", "3", "4"]  # nothing after the failure was attempted
     assert sorted(p.name for p in tmp_path.iterdir()) == ["0", "1", "2", "3"]
@@ -50,6 +52,21 @@ def test_a_failed_write_stops_later_ones_so_disk_holds_a_prefix(tmp_path: Path, 
         writer.write(tmp_path / "late", b"data")
     with pytest.raises(OSError):
         writer.close()
+
+
+def test_a_failed_atomic_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path: Path, monkeypatch) -> None:
+    target = tmp_path / "state.json"
+    writer_module.atomic_write(target, b"old")
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(writer_module.os, "fsync", full)
+    with pytest.raises(RunFileError) as caught:
+        writer_module.atomic_write(target, b"new")
+    assert (caught.value.errno, caught.value.filename) == (errno.ENOSPC, str(target))
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["state.json"]
 
 
 def test_leaving_on_an_error_lands_queued_writes_and_keeps_the_error(tmp_path: Path) -> None:

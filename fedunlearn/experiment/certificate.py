@@ -2,13 +2,17 @@
 
 ``certificate-<n>.json`` (one per unlearning request) names the forgotten clients, each method with its
 parameters and wall time, the SHA-256 of the model before and of each model after, of the history
-manifest used (which pins every history file's SHA-256), and the forgetting evidence. ``fedunlearn-verify
-<certificate>`` re-hashes the files and re-checks the history against its manifest.
+manifest used (which pins every history file's SHA-256), and the forgetting evidence; ``digest`` is the SHA-256
+of every other field, so that an edited claim (clients, evidence, parameters) no longer matches.
+``fedunlearn-verify <certificate>`` recomputes the digest, re-hashes the files and re-checks the history against
+its manifest. A digest shows the certificate is as written; it does not show who wrote it (anyone who edits it can
+recompute it): that needs a signature.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import sys
 from datetime import UTC, datetime
@@ -23,6 +27,14 @@ from fedunlearn.history import HistoryStore
 from fedunlearn.history.store import HistoryCorruptError
 from fedunlearn.history.writer import atomic_write
 from fedunlearn.reporting.results import MethodResult
+
+DIGEST = "digest"
+
+
+def certificate_digest(cert: dict[str, Any]) -> str:
+    """SHA-256 of every field but ``digest``, as canonical JSON (sorted keys, no spaces)."""
+    body = {k: v for k, v in cert.items() if k != DIGEST}
+    return "sha256:" + hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def _file(run_dir: Path, path: Path) -> dict[str, str]:
@@ -49,8 +61,10 @@ def write_certificate(
             "bytes": dataclasses.asdict(result.bytes),
             "model_after": _file(run_dir, model_after),
             "evidence": {k: result.metrics.get(k) for k in EVIDENCE},
+            "exact": result.exact,
         }
     first = next(iter(methods.values()))[0]
+    reference = methods.get("retrain")
     certificate = {
         "request": request,
         "clients": first.clients,
@@ -61,15 +75,25 @@ def write_certificate(
         "model_before": _file(run_dir, model_before),
         "evidence_before": {k: evidence_before.get(k) for k in EVIDENCE},
         "methods": entries,
+        # distances "to retrain" are to an exact reference (null: no retrain in this request)
+        "reference_exact": None if reference is None else reference[0].exact is not False,
     }
+    certificate[DIGEST] = certificate_digest(certificate)
     path = run_dir / f"certificate-{request}.json"
     atomic_write(path, json.dumps(certificate, indent=2).encode())
     return path
 
 
 def verify_certificate(path: Path) -> list[str]:
-    """Every mismatch between the certificate and the files beside it (empty: all hashes hold)."""
-    cert = json.loads(Path(path).read_text())
+    """Every mismatch between the certificate and itself or the files beside it (empty: all hashes hold)."""
+    try:
+        cert = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        return [f"unreadable: {err}"]
+    if not isinstance(cert, dict) or DIGEST not in cert:
+        return ["it has no digest: its claims cannot be checked (edited, or not written by fedunlearn)"]
+    if cert[DIGEST] != certificate_digest(cert):
+        return ["its fields were edited after it was written (the digest over them does not match)"]
     run_dir = Path(path).resolve().parent
     pinned = [("history manifest", cert["history"]), ("model before", cert["model_before"])]
     pinned += [(f"model after {name}", m["model_after"]) for name, m in cert["methods"].items()]
@@ -90,7 +114,7 @@ def verify_certificate(path: Path) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``fedunlearn-verify CERTIFICATE...``: exit 0 when every hash holds, 1 otherwise."""
+    """``fedunlearn-verify CERTIFICATE...``: exit 0 when every hash holds, 1 otherwise (a line per certificate)."""
     paths = sys.argv[1:] if argv is None else argv
     if not paths or any(p in ("-h", "--help") for p in paths):
         print("usage: fedunlearn-verify CERTIFICATE.json...", file=sys.stderr)
@@ -104,9 +128,7 @@ def main(argv: list[str] | None = None) -> None:
         problems = verify_certificate(Path(p))
         if problems:
             failed = True
-            print(f"{p}: FAILED", file=sys.stderr)
-            for line in problems:
-                print(f"  {line}", file=sys.stderr)
+            print(f"{p}: FAILED: {'; '.join(problems)}", file=sys.stderr)
         else:
             cert = json.loads(Path(p).read_text())
             print(f"{p}: OK (clients {cert['clients']}; {', '.join(cert['methods'])}; history and models match)")

@@ -105,8 +105,11 @@ class RunCheckpoint:
         """Read the saved progress; CheckpointError naming the keys that differ when another config made it."""
         try:
             state = json.loads(self.state_path.read_text())
-        except (OSError, json.JSONDecodeError) as err:
-            raise CheckpointError(f"{self.state_path} is unreadable: {err}") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise CheckpointError(
+                f"{self.state_path} is unreadable ({err}); this run cannot be resumed: start it again in another "
+                f"hydra.run.dir, or delete {self.run_dir}"
+            ) from None
         if state.get("fingerprint") != self.fingerprint:
             differ = _differences(state.get("config", {}), self.config)
             raise CheckpointError(
@@ -124,15 +127,35 @@ class RunCheckpoint:
 
     # -- training ----------------------------------------------------------------------------------
 
+    def _check(self, path: Path, sha256: str) -> None:
+        """CheckpointError, saying what to do, unless ``path`` is there with the SHA-256 ``state.json`` recorded."""
+        self._writer.flush()
+        if not path.exists():
+            damage = "is missing"
+        elif file_sha256(path) != sha256:
+            damage = "does not match its checksum (damaged or truncated)"
+        else:
+            return
+        raise CheckpointError(
+            f"{path} {damage} in {self.state_path}; this run cannot be resumed (only the latest state is kept): "
+            f"start it again in another hydra.run.dir, or delete {self.run_dir}"
+        )
+
+    def verify(self) -> None:
+        """Check every file a resume reads (training's model, each finished stage's model) against its checksum."""
+        progress = self._state["training"]
+        if progress is not None:
+            self._check(self.root / "training.safetensors", progress["sha256"])
+        for saved in self._state["stages"].values():
+            self._check(self.model_path(saved["model"]), saved["sha256"])
+
     def training(self) -> tuple[dict[str, Any], Params] | None:
         """(progress, model after its last round) of an interrupted or finished training, if any."""
         progress = self._state["training"]
         if progress is None:
             return None
         path = self.root / "training.safetensors"
-        self._writer.flush()
-        if file_sha256(path) != progress["sha256"]:
-            raise CheckpointError(f"{path} does not match its checksum in {self.state_path}")
+        self._check(path, progress["sha256"])
         return dict(progress), load_params(path)
 
     def save_training(self, progress: dict[str, Any], params: Params) -> None:
@@ -157,9 +180,7 @@ class RunCheckpoint:
         saved = self._state["stages"].get(key)
         path = self.model_path(model)
         if saved is not None:
-            self._writer.flush()
-            if not path.exists() or file_sha256(path) != saved["sha256"]:
-                raise CheckpointError(f"{path} is missing or does not match its checksum in {self.state_path}")
+            self._check(path, saved["sha256"])
             return dict(saved["result"]), load_params(path)
         result, params = compute()
         sha = save_params(path, params)  # at once: certificates hash it next

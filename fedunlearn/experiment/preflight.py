@@ -80,13 +80,17 @@ def check_run_dir(cfg: Config, run_dir: Path) -> None:
             "hydra.run.dir, or drop resume=true to start a new run there"
         )
     ckpt.load()
+    ckpt.verify()
     if ckpt.training() is not None and cfg.history.record:
         # The manifest lists a round only once all its files are written, so rounds past the checkpoint verify
         # too; the resumed run truncates them and records them again.
         try:
             HistoryStore.open(history).verify()
         except HistoryCorruptError as err:
-            raise HistoryCorruptError(f"cannot resume: {err}") from None
+            raise HistoryCorruptError(
+                f"cannot resume: {err}; the history the run was recorded with is damaged: start it again in "
+                "another hydra.run.dir"
+            ) from None
 
 
 def preflight(cfg: Config, run_dir: Path) -> None:

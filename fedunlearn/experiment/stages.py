@@ -216,7 +216,8 @@ def unlearn(
     ``reference``: retrain's test accuracy, when it ran first."""
     forget = evaluator.forget
     log.info("unlearning clients %s with %s", forget, name)
-    meter = CostMeter(run.trainer)
+    exact = unlearning.method_class(name).exact
+    meter = CostMeter(run.trainer, exact=exact and run.cfg.fl.exact_reference)
     ctx = UnlearningContext(
         run.cfg, run.store, forget, meter, model, evaluator.test, run.data, evaluator.on_remaining, reference,
         run.cfg.evaluation.curves,
@@ -228,7 +229,13 @@ def unlearn(
         outcome.info.update({"federated_evaluations": ctx.evaluations, "federated_evaluation_s": ctx.evaluation_s})
     if outcome.stop is not None:
         log.info("%s stopped by its %s rule after %d", name, outcome.stop.rule, outcome.stop.after)
-    return MethodRun(wall, meter.cost, list(outcome.rounds), outcome.info, outcome.stop), outcome.params
+    if exact and meter.failures:
+        log.warning(
+            "%s tolerated %d ClientApp failure(s) (fl.exact_reference=false): it is not exact, and every distance "
+            "to it is to an inexact reference", name, meter.failures,
+        )  # fmt: skip
+    exactness = (meter.failures == 0) if exact else None
+    return MethodRun(wall, meter.cost, list(outcome.rounds), outcome.info, outcome.stop, exactness), outcome.params
 
 
 def unlearn_once(

@@ -39,6 +39,11 @@ class ClientCrashed(RuntimeError):
         self.failure = failure
 
 
+class InexactReference(ClientCrashed):
+    """A ClientApp raised while an exact reference (retrain, rollback) trained: tolerating it would leave that
+    client's update out of the model every other method is measured against."""
+
+
 class Replies(list[ClientUpdate]):
     """The updates of the clients that replied (sorted by id), and who did not: simulated dropouts and
     tolerated ClientApp failures."""
@@ -120,13 +125,19 @@ class Cost:
 
 @dataclass
 class CostMeter:
-    """Wraps a trainer and counts what it spent (``cost``)."""
+    """Wraps a trainer and counts what it spent (``cost``) and how many ClientApp failures its rounds tolerated
+    (``failures``); ``exact``: a failure is not tolerated (InexactReference) whatever the trainer allows."""
 
     inner: ClientTrainer
     cost: Cost = field(default_factory=Cost)
+    exact: bool = False
+    failures: int = 0
 
     def train(self, params: Params, seeds: Mapping[int, int], plan: TrainPlan, group: str) -> Replies:
         replies = self.inner.train(params, seeds, plan, group)
+        if replies.failures and self.exact:
+            raise InexactReference(group, replies.failures[0], 0)
+        self.failures += len(replies.failures)
         self.cost.rounds += 1
         self.cost.client_updates += len(replies)
         self.cost.client_epochs += sum(u.epochs for u in replies)

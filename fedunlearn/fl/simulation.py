@@ -1,7 +1,9 @@
 """Run a ServerApp ``main`` against ClientApps in Flower's simulation engine on Ray — and always come back.
 
 The launcher starts Ray itself (a private local instance, or the cluster named by ``ray.address``, within
-``ray.connect_timeout_s``), checks that one client actor fits before any client starts, then runs the simulation.
+``ray.connect_timeout_s``): a local Ray listens on the loopback interface only and requires a random token that
+exists only in the environment of this process and of the Ray processes it starts (``private_ray``). It checks
+that one client actor fits before any client starts, then runs the simulation.
 Whatever ends it — the ServerApp's main returning or raising, Flower's engine failing, SIGTERM or Ctrl-C — the
 outcome is raised or returned here: a stop request reaches the server loop through ``stop``; a watchdog ends the
 process if the run has not stopped ``GRACE_S`` seconds after it was asked to; Ray is always shut down. The
@@ -13,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import secrets
 import signal
 import socket
 import sys
@@ -125,6 +128,45 @@ def start_ray(cfg: RayConfig) -> dict[str, Any]:
     return cluster_info()
 
 
+# What makes a local Ray private. Ray's own switches, read by Ray's processes from their environment:
+# RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 makes Ray use the loopback address as the node address (as it does on macOS
+# and Windows), so that the GCS, raylets, workers, agents, dashboard and metrics servers listen on 127.0.0.1 only;
+# RAY_AUTH_MODE=token with RAY_AUTH_TOKEN makes every gRPC and HTTP endpoint require that token (Ray >= 2.52).
+LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+AUTH_ENV = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")
+
+
+def _reload_ray_settings() -> None:
+    """Make this process's Ray read its environment again: the loopback switch (read at import) and the
+    authentication mode and token (cached by Ray's C++ core)."""
+    from ray._private import ray_constants
+    from ray._raylet import AuthenticationTokenLoader, Config  # type: ignore[attr-defined]
+
+    ray_constants.ENABLE_RAY_CLUSTER = os.environ.get(LOOPBACK_ENV, "1").lower() not in ("0", "false")
+    Config.initialize("{}")
+    AuthenticationTokenLoader.instance().reset_cache()
+
+
+@contextlib.contextmanager
+def private_ray() -> Iterator[None]:
+    """For the block: a local Ray started in it binds to the loopback interface and requires a fresh random
+    token; the token lives only in this process's environment (inherited by the Ray processes it starts), never
+    in a file. The environment is restored afterwards, so that a later ``ray=cluster`` run in the same process
+    uses its own settings."""
+    saved = {k: os.environ.get(k) for k in (LOOPBACK_ENV, *AUTH_ENV)}
+    os.environ.update({LOOPBACK_ENV: "0", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)})
+    _reload_ray_settings()
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        _reload_ray_settings()
+
+
 def _init(kwargs: dict[str, Any], where: str) -> None:
     try:
         ray.init(**kwargs)
@@ -194,12 +236,17 @@ def check_resources(cfg: RayConfig) -> int:
 
 @contextlib.contextmanager
 def ray_session(cfg: RayConfig) -> Iterator[dict[str, Any]]:
-    """Ray for the length of the block, then shut down; a reaper ends its agents if this process is killed."""
-    guard = reaper.start() if cfg.address is None else None
+    """Ray for the length of the block, then shut down; a local one is private (``private_ray``) and a reaper ends
+    its agents if this process is killed."""
+    local = cfg.address is None
+    guard = reaper.start() if local else None
     try:
-        yield start_ray(cfg)
+        with private_ray() if local else contextlib.nullcontext():
+            try:
+                yield start_ray(cfg)
+            finally:
+                shutdown_ray()
     finally:
-        shutdown_ray()
         if guard is not None and guard.stdin is not None:
             guard.stdin.close()
 

@@ -17,15 +17,29 @@ from pathlib import Path
 from types import TracebackType
 
 
+class RunFileError(OSError):
+    """A file of the run could not be written (disk full, permissions, a read-only filesystem): what a user fixes,
+    not a bug. ``filename`` is the file meant, ``strerror`` the cause."""
+
+    def __str__(self) -> str:
+        return f"cannot write {self.filename}: {self.strerror}"
+
+
 def atomic_write(path: Path, payload: bytes) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write to a temporary file in the same folder, fsync, then rename over ``path``; RunFileError if any step
+    fails (the temporary file is removed, ``path`` keeps its previous content)."""
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(payload)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as fh:
+            fh.write(payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise RunFileError(err.errno, err.strerror or str(err), str(path)) from err
 
 
 class FileWriter:
@@ -101,5 +115,7 @@ class BackgroundWriter(FileWriter):
                 self._queue.task_done()
 
     def _raise_error(self) -> None:
+        if isinstance(self._error, OSError):
+            raise RunFileError(self._error.errno, self._error.strerror, self._error.filename) from self._error
         if self._error is not None:
-            raise OSError(f"writing the run's files failed: {self._error}") from self._error
+            raise RuntimeError(f"writing the run's files failed: {self._error}") from self._error

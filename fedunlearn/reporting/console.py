@@ -63,4 +63,10 @@ def summary(run: RunResult) -> str:
         against = " at the end, against retraining without all of them" if run.requests else ""
         lines.append(f"unlearning clients {run.forgotten}{against}:")
         lines.append(comparison_table(run))
+        inexact = [name for name, m in run.unlearning.items() if m.exact is False]
+        if inexact:
+            lines.append(
+                f"NOTE: {', '.join(inexact)} tolerated a ClientApp failure (fl.exact_reference=false) and is not "
+                "exact: every distance to retrain above is to an inexact reference"
+            )
     return "\n".join(lines)

@@ -62,6 +62,7 @@ class MethodRun:
     recovery_rounds: list[RoundRecord]
     info: dict[str, Any]
     stop: Stop | None
+    exact: bool | None = None  # an exact method (retrain, rollback): whether every client it asked replied
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,7 @@ class MethodResult:
     recovery_rounds: list[RoundRecord]
     info: dict[str, Any]
     stop: Stop | None = None
+    exact: bool | None = None  # None: an approximate method; False: an exact one that missed a crashed client
 
     @classmethod
     def of(cls, clients: list[int], run: MethodRun, metrics: Metrics, reference: MethodRun | None) -> MethodResult:
@@ -103,6 +105,7 @@ class MethodResult:
             run.recovery_rounds,
             run.info,
             run.stop,
+            run.exact,
         )
 
 
@@ -194,6 +197,7 @@ def _method(m: MethodResult) -> dict[str, Any]:
         "recovery_rounds": [_round(r) for r in m.recovery_rounds],
         "info": m.info,
         "stop": None if m.stop is None else dataclasses.asdict(m.stop),
+        "exact": m.exact,
     }
 
 
@@ -279,6 +283,7 @@ def _method_of(d: dict[str, Any]) -> MethodResult:
         [_round_of(r) for r in d.get("recovery_rounds", [])],
         dict(d.get("info", {})),
         None if stop is None else Stop(stop["rule"], stop["after"]),
+        d.get("exact"),
     )
 
 
@@ -322,6 +327,7 @@ def method_run_to_json(m: MethodRun) -> dict[str, Any]:
         "recovery_rounds": [_round(r) for r in m.recovery_rounds],
         "info": m.info,
         "stop": None if m.stop is None else dataclasses.asdict(m.stop),
+        "exact": m.exact,
     }
 
 
@@ -333,6 +339,7 @@ def method_run_from_json(d: dict[str, Any]) -> MethodRun:
         [_round_of(r) for r in d["recovery_rounds"]],
         d["info"],
         None if stop is None else Stop(stop["rule"], stop["after"]),
+        d.get("exact"),
     )
 
 

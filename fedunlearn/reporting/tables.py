@@ -31,7 +31,7 @@ def rows(run: RunResult) -> list[Row]:
         spent = m.client_epochs > 0, m.bytes.total > 0
         out.append(
             {
-                "method": name,
+                "method": name if m.exact is not False else f"{name} (inexact)",
                 **m.metrics,
                 "wall_s": m.wall_s,
                 "client_epochs": m.client_epochs,

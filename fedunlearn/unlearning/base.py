@@ -186,6 +186,7 @@ class UnlearningMethod(ABC, Generic[P]):
     Params: ClassVar[type[Any]]  # dataclass of spec() fields
     config_file: ClassVar[Path | str | None] = None  # its YAML; None: conf/unlearning/<name>.yaml in the package
     client_stats: ClassVar[frozenset[str]] = frozenset()  # history stats it reads (history.client_stats=auto)
+    exact: ClassVar[bool] = False  # gives retraining's model exactly (retrain, rollback): a reference for the others
 
     def __init__(self, params: P) -> None:
         self.params = params

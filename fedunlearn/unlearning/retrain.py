@@ -16,6 +16,8 @@ class RetrainParams:
 
 @register("retrain")
 class Retrain(UnlearningMethod[RetrainParams]):
+    exact = True
+
     def unlearn(self, ctx: UnlearningContext) -> UnlearningOutcome:
         rounds = ctx.history.rounds()
         schedule = [(t, ctx.remaining(t)) for t in rounds]

@@ -16,6 +16,8 @@ class RollbackParams:
 
 @register("rollback")
 class Rollback(UnlearningMethod[RollbackParams]):
+    exact = True
+
     def unlearn(self, ctx: UnlearningContext) -> UnlearningOutcome:
         first = ctx.history.first_round_of(ctx.forget)
         if first is None:  # the forgotten clients never contributed: the model is already exact

@@ -1,0 +1,286 @@
+"""Safe by default, and faults end in one line: a local Ray nobody else can reach, one run per directory, a full
+disk, a reference that is not exact, edited certificates, damaged checkpoints."""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from fedunlearn.experiment.certificate import verify_certificate
+from fedunlearn.experiment.lock import LOCK_FILE, RunDirBusy, lock_run_dir, release_run_dir
+from fedunlearn.fl.federation import InexactReference
+from tests.conftest import TINY, load_results, make_config, run_cli, run_in_process
+from tests.test_bad_inputs import STARTUP, assert_one_line, cli
+
+REPO = Path(__file__).resolve().parents[1]
+RUN = (*TINY, "backdoor.clients=[1]", "forget.clients=[1]", "unlearning.methods=[retrain,federaser]")
+LOOPBACK = {"127.0.0.1", "::1", "::ffff:127.0.0.1"}
+
+
+# -- a local Ray nobody else can reach --------------------------------------------------------------------------
+
+
+def _tree(pid: int) -> list[psutil.Process]:
+    me = psutil.Process(pid)
+    return [me, *me.children(recursive=True)]
+
+
+def _get_cluster_id(address: str, token: str | None) -> Any:
+    """The GCS's first RPC of any ``ray.init(address=...)``, with or without the run's token; the gRPC status code."""
+    import grpc
+    from ray.core.generated import gcs_service_pb2, gcs_service_pb2_grpc
+
+    with grpc.insecure_channel(address) as channel:
+        stub = gcs_service_pb2_grpc.NodeInfoGcsServiceStub(channel)
+        metadata = [("authorization", f"Bearer {token}")] if token else None
+        try:
+            stub.GetClusterId(gcs_service_pb2.GetClusterIdRequest(), timeout=10, metadata=metadata)
+        except grpc.RpcError as err:
+            return err.code()
+        return grpc.StatusCode.OK
+
+
+@pytest.mark.e2e
+def test_a_local_run_listens_on_loopback_only_and_needs_its_token(tmp_path: Path) -> None:
+    import grpc
+
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fedunlearn", *RUN, "fl.num_rounds=400", "ray.num_cpus=2", f"hydra.run.dir={run_dir}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and "[train] round 2/" not in _text(run_dir / "fedunlearn.log"):
+            assert proc.poll() is None, _text(run_dir / "fedunlearn.log")[-2000:]
+            time.sleep(0.5)
+        tree = _tree(proc.pid)
+        pids = {p.pid for p in tree}
+        listening = [c for c in psutil.net_connections("tcp") if c.status == psutil.CONN_LISTEN and c.pid in pids]
+        names = {psutil.Process(c.pid).name() for c in listening}
+        assert "gcs_server" in names and "raylet" in names, names  # the run's own Ray, found by process
+        exposed = [(c.laddr.ip, c.laddr.port, psutil.Process(c.pid).name()) for c in listening]
+        assert all(ip in LOOPBACK for ip, _, _ in exposed), exposed
+
+        gcs = next(c for c in listening if psutil.Process(c.pid).name() == "gcs_server")
+        address = f"127.0.0.1:{gcs.laddr.port}"
+        token = psutil.Process(gcs.pid).environ()["RAY_AUTH_TOKEN"]  # what the driver gave the Ray it started
+        assert _get_cluster_id(address, None) == grpc.StatusCode.UNAUTHENTICATED  # another process, no token
+        assert _get_cluster_id(address, "0" * 64) == grpc.StatusCode.UNAUTHENTICATED
+        assert _get_cluster_id(address, token) == grpc.StatusCode.OK  # the token is what keeps it out
+        assert all(token not in " ".join(p.cmdline()) for p in tree)  # not on any command line (`ps` shows those)
+        assert not [f for f in run_dir.rglob("*") if f.is_file() and token.encode() in f.read_bytes()]
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=60)
+
+
+def _text(path: Path) -> str:
+    return path.read_text(errors="replace") if path.exists() else ""
+
+
+# -- one run per directory ----------------------------------------------------------------------------------------
+
+
+def test_a_second_run_into_a_directory_in_use_ends_at_once_naming_the_holder(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    with open(run_dir / LOCK_FILE, "w") as held:  # what a live run holds
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held.write(f"{os.getpid()}\n")
+        held.flush()
+        proc, wall = cli(*RUN, f"hydra.run.dir={run_dir}")
+    assert_one_line(proc, wall, f"{run_dir} is in use by another fedunlearn run (PID {os.getpid()})", STARTUP, run_dir)
+    assert proc.returncode == 2
+    assert sorted(p.name for p in run_dir.iterdir()) == [LOCK_FILE]  # refused before Hydra wrote its config or log
+
+
+def test_the_lock_is_exclusive_and_a_dead_holders_lock_is_taken_over(tmp_path: Path) -> None:
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (tmp_path / LOCK_FILE).write_text(dead.stdout)  # a run killed with -9 leaves its PID, not its lock
+    note = lock_run_dir(tmp_path)
+    assert note == (
+        f"took over the lock of {tmp_path.resolve()} from PID {int(dead.stdout)}, which is no longer running "
+        "(a killed or crashed run)"
+    )
+    assert lock_run_dir(tmp_path) is None  # this process holds it already
+    probe = "import fcntl; f = open({!r}, 'a'); fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)"
+    other = subprocess.run([sys.executable, "-c", probe.format(str(tmp_path / LOCK_FILE))], capture_output=True)
+    assert other.returncode != 0 and b"BlockingIOError" in other.stderr
+    assert (tmp_path / LOCK_FILE).read_text() == f"{os.getpid()}\n"
+    release_run_dir(tmp_path)
+    assert (tmp_path / LOCK_FILE).read_text() == ""  # released cleanly: nothing for the next run to take over
+    assert lock_run_dir(tmp_path) is None
+    release_run_dir(tmp_path)
+    assert str(RunDirBusy(tmp_path, 42)).startswith(f"{tmp_path} is in use by another fedunlearn run (PID 42)")
+
+
+# -- a full disk ----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.e2e
+def test_a_full_disk_ends_in_one_line_and_the_run_resumes_once_there_is_room(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    args = [*RUN, "ray.num_cpus=2", f"hydra.run.dir={run_dir}"]
+    t0 = time.monotonic()
+    full = subprocess.run(
+        [sys.executable, str(REPO / "tests" / "full_disk.py"), "round_00003", *args],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    lines = [line for line in full.stderr.splitlines() if line.strip()]
+    assert full.returncode == 2, full.stderr[-3000:]
+    assert len(lines) == 1 and lines[0].startswith(f"fedunlearn: cannot write {run_dir}/history/round_00003/"), lines
+    assert "No space left on device; fix that, then continue with `fedunlearn" in lines[0]
+    assert f"resume=true` (log: {run_dir / 'fedunlearn.log'})" in lines[0]
+    assert "Traceback" not in full.stderr + full.stdout and time.monotonic() - t0 < 120
+    log = (run_dir / "fedunlearn.log").read_text()
+    assert "[train] round 2/4" in log and "RunFileError" in log  # the log is intact up to the failure
+    assert not list(run_dir.rglob(".*.tmp"))
+
+    resumed = run_cli(*args[:-2], "resume=true", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming after training round 2 of 4" in (run_dir / "fedunlearn.log").read_text()
+    assert len(load_results(run_dir)["training"]["rounds"]) == 4
+
+
+def test_the_run_log_stops_quietly_when_its_disk_is_full(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from fedunlearn.app import RunLogHandler
+
+    handler = RunLogHandler(tmp_path / "run.log")
+    logger = logging.getLogger("fedunlearn.test-full-log")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        logger.warning("before")
+
+        class Full:
+            def write(self, text: str) -> None:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+            def flush(self) -> None: ...
+
+        handler.stream, real = Full(), handler.stream  # type: ignore[assignment]
+        for i in range(50):
+            logger.warning("lost %d", i)
+        handler.stream = real
+        logger.warning("after")  # once failed, the handler writes nothing more (the run ends on the same cause)
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+    assert "Logging error" not in capsys.readouterr().err
+    assert (tmp_path / "run.log").read_text().splitlines() == ["before"]
+    assert isinstance(handler.failed, OSError) and handler.failed.errno == errno.ENOSPC
+
+
+# -- a reference that is not exact --------------------------------------------------------------------------------
+
+
+def test_a_client_crash_in_retrain_stops_the_run_even_when_tolerated(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("FEDUNLEARN_INJECT_FAULT", "retrain-3:2")
+    cfg = make_config(*RUN, "fl.max_client_failures=1")
+    with pytest.raises(InexactReference, match=r"client 2 failed in round 3 of retrain: InjectedFault"):
+        run_in_process(cfg, tmp_path / "run")
+
+
+def test_an_allowed_crash_in_retrain_marks_it_inexact_everywhere(tmp_path: Path, monkeypatch) -> None:
+    from fedunlearn.reporting.console import summary
+    from fedunlearn.reporting.results import from_json
+
+    monkeypatch.setenv("FEDUNLEARN_INJECT_FAULT", "retrain-3:2,federaser-2:3")
+    cfg = make_config(*RUN, "fl.max_client_failures=1", "fl.exact_reference=false")
+    res = run_in_process(cfg, tmp_path / "run")
+    assert res["unlearning"]["retrain"]["exact"] is False
+    assert res["unlearning"]["federaser"]["exact"] is None  # approximate by construction: not a reference
+    text = summary(from_json(res))
+    assert "retrain (inexact)" in text and "every distance to retrain above is to an inexact reference" in text
+    cert = json.loads((tmp_path / "run" / "certificate-1.json").read_text())
+    assert cert["reference_exact"] is False and cert["methods"]["retrain"]["exact"] is False
+
+
+# -- certificates and checkpoints ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run_dir = tmp_path_factory.mktemp("finished") / "run"
+    run_in_process(make_config(*RUN), run_dir)
+    return run_dir
+
+
+def _edited(src: Path, dst: Path, edit: Any) -> Path:
+    shutil.copytree(src, dst)
+    path = dst / "certificate-1.json"
+    cert = json.loads(path.read_text())
+    edit(cert)
+    path.write_text(json.dumps(cert, indent=2))
+    return path
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda c: c.update(clients=[3]),
+        lambda c: c["methods"]["federaser"]["evidence"].update(backdoor_asr=0.123456),
+        lambda c: c["methods"]["federaser"]["parameters"].update(calibration_ratio=0.9),
+        lambda c: c["methods"].pop("federaser"),
+        lambda c: c.update(reference_exact=True, issued_at="2020-01-01T00:00:00+00:00"),
+    ],
+    ids=["clients", "evidence", "parameters", "removed-method", "dates"],
+)
+def test_an_edited_certificate_claim_fails_verification_in_one_line(finished: Path, tmp_path: Path, edit: Any) -> None:
+    assert verify_certificate(finished / "certificate-1.json") == []
+    cert = _edited(finished, tmp_path / "run", edit)
+    assert verify_certificate(cert) == [
+        "its fields were edited after it was written (the digest over them does not match)"
+    ]
+    proc = subprocess.run(
+        [sys.executable, "-c", "from fedunlearn.experiment.certificate import main; main()", str(cert)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert (
+        proc.stderr.strip() == f"{cert}: FAILED: its fields were edited after it was written (the digest over "
+        "them does not match)"
+    )
+
+
+def test_a_certificate_without_its_digest_fails(finished: Path, tmp_path: Path) -> None:
+    cert = _edited(finished, tmp_path / "run", lambda c: c.pop("digest"))
+    assert verify_certificate(cert) == [
+        "it has no digest: its claims cannot be checked (edited, or not written by fedunlearn)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("damage", "says"),
+    [
+        (lambda d: (d / "checkpoint" / "training.safetensors").write_bytes(b"\0" * 64),
+         "checkpoint/training.safetensors does not match its checksum (damaged or truncated)"),
+        (lambda d: (d / "models" / "federaser.safetensors").unlink(), "models/federaser.safetensors is missing"),
+        (lambda d: (d / "checkpoint" / "state.json").write_text("{"), "checkpoint/state.json is unreadable"),
+    ],
+    ids=["truncated-training", "missing-stage-model", "unreadable-state"],
+)  # fmt: skip
+def test_a_damaged_checkpoint_is_found_before_ray_starts_and_says_what_to_do(
+    finished: Path, tmp_path: Path, damage: Any, says: str
+) -> None:
+    run_dir = tmp_path / "run"
+    shutil.copytree(finished, run_dir)
+    damage(run_dir)
+    proc, wall = cli(*RUN, "resume=true", f"hydra.run.dir={run_dir}")
+    assert_one_line(proc, wall, says, STARTUP, tmp_path / "none")
+    assert proc.returncode == 2 and "start it again in another hydra.run.dir" in proc.stderr
+    assert "Ray:" not in _text(run_dir / "fedunlearn.log")  # found by the start-up checks, not after Ray started

@@ -165,12 +165,12 @@ def fail(message: str, code: int, err: BaseException | None = None) -> NoReturn:
 
 
 def _exit(code: int) -> NoReturn:
-    from fedunlearn.experiment.lock import release_all
+    from fedunlearn.experiment.lock import clear_pids
 
     simulation = sys.modules.get("fedunlearn.fl.simulation")  # not imported: no Ray was started
     if simulation is not None:
         simulation.shutdown_ray()
-    release_all()
+    clear_pids()
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
@@ -184,12 +184,13 @@ def _one_line(err: BaseException) -> str:
 
 def guarded(run: Callable[[], None], run_dir: Path) -> None:
     """Run ``run``; map every failure to one line and its exit code."""
-    from fedunlearn.experiment.checkpoint import CheckpointError
+    from fedunlearn.experiment.checkpoint import CheckpointError, RunCheckpoint
     from fedunlearn.experiment.lock import RunDirBusy
     from fedunlearn.experiment.stages import TrainingDiverged
     from fedunlearn.fl.federation import ClientCrashed, InexactReference
     from fedunlearn.fl.simulation import SimulationError, Stopped
     from fedunlearn.history.store import HistoryCorruptError
+    from fedunlearn.history.writer import RunFileError
 
     try:
         run()
@@ -204,8 +205,8 @@ def guarded(run: Callable[[], None], run_dir: Path) -> None:
     except InexactReference as err:
         fail(
             f"{err}; retrain and rollback are the exact reference every method is measured against and would miss "
-            "this client's update: fix the client, or set fl.exact_reference=false to tolerate it (results then say "
-            "exact: false)",
+            "this client's update: fix the client, or tolerate it (results then say exact: false): "
+            f"{resume_hint(run_dir, 'fl.exact_reference=false')}",
             EXIT_CLIENT,
             err,
         )
@@ -220,11 +221,19 @@ def guarded(run: Callable[[], None], run_dir: Path) -> None:
     except KeyboardInterrupt as err:
         fail(f"interrupted; {resume_hint(run_dir)}", 130, err)
     except OSError as err:
-        if err.filename is None:
+        if not isinstance(err, RunFileError) and not _inside(err.filename, run_dir):
             fail(f"unexpected {type(err).__name__}: {_one_line(err)}", EXIT_BUG, err)
-        fail(f"{file_error(err)}; fix that, then {resume_hint(run_dir)}", EXIT_CONFIG, err)
+        then = resume_hint(run_dir) if RunCheckpoint.exists_in(run_dir) else "run the same command again"
+        fail(f"{file_error(err)}; fix that, then {then}", EXIT_CONFIG, err)
     except Exception as err:
         fail(f"unexpected {type(err).__name__}: {_one_line(err)}", EXIT_BUG, err)
+
+
+def _inside(filename: Any, run_dir: Path) -> bool:
+    """Whether ``filename`` (an OSError's) is a file of the run directory."""
+    if not isinstance(filename, str | os.PathLike):
+        return False
+    return Path(filename).resolve().is_relative_to(run_dir.resolve())
 
 
 def file_error(err: OSError) -> str:
@@ -235,9 +244,11 @@ def file_error(err: OSError) -> str:
 WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG}
 
 
-def resume_hint(run_dir: Path) -> str:
-    overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith(("resume=", "hydra.run.dir="))]
-    return f"continue with `fedunlearn {' '.join([*overrides, f'hydra.run.dir={run_dir}', 'resume=true'])}`"
+def resume_hint(run_dir: Path, *changed: str) -> str:
+    """The command that resumes this run (with ``changed`` overrides, keys that may change on resume)."""
+    keys = tuple(c.split("=")[0] + "=" for c in changed)
+    overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith(("resume=", "hydra.run.dir=", *keys))]
+    return f"continue with `fedunlearn {' '.join([*overrides, *changed, f'hydra.run.dir={run_dir}', 'resume=true'])}`"
 
 
 def on_watchdog(signum: int) -> None:
@@ -268,9 +279,19 @@ class RunDirLock(Callback):
         self._lock(Path(str(config.hydra.runtime.output_dir)))
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
+        self._release(Path(str(config.hydra.runtime.output_dir)))
+
+    def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
+        self._release(Path(str(OmegaConf.select(config, "hydra.run.dir"))))
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        self._release(Path(str(OmegaConf.select(config, "hydra.sweep.dir"))))
+
+    @staticmethod
+    def _release(run_dir: Path) -> None:
         from fedunlearn.experiment.lock import release_run_dir
 
-        release_run_dir(Path(str(config.hydra.runtime.output_dir)))
+        release_run_dir(run_dir)
 
     @staticmethod
     def _lock(run_dir: Path) -> None:
@@ -282,6 +303,8 @@ class RunDirLock(Callback):
             fail(str(err), EXIT_CONFIG)
         except OSError as err:
             fail(f"{file_error(err)}; choose a writable hydra.run.dir", EXIT_CONFIG)
+        except Exception as err:  # Hydra would turn a callback's error into a warning and run on unlocked
+            fail(f"cannot lock the run directory {run_dir}: {_one_line(err)}", EXIT_CONFIG)
 
 
 # -- the app -----------------------------------------------------------------------------------------
@@ -300,8 +323,8 @@ def main(dcfg: DictConfig) -> None:
         from fedunlearn.reporting.progress import ROUNDS_LOGGER, ProgressBars, use_bars
 
         lock_run_dir(run_dir)  # held already when the callback ran (a `compose` + `main` caller may not have it)
-        for note in took_over:
-            log.warning("%s", note)
+        while took_over:
+            log.warning("%s", took_over.pop(0))
         cfg = load_config(dcfg)
         if use_bars(cfg.progress, sys.stderr):  # else the round lines go where every log line goes
             to_file_only(ROUNDS_LOGGER, level=logging.INFO)

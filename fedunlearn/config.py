@@ -19,7 +19,8 @@ from omegaconf import MISSING
 
 DATASETS = ("digits", "synthetic", "mnist", "fashion_mnist", "cifar10")
 HF_DATASETS = ("mnist", "fashion_mnist", "cifar10")
-MODELS = ("mlp", "cnn", "resnet18")
+MODELS = ("mlp", "cnn", "resnet18", "flnet")
+TRIGGERS = ("square", "pattern")
 PARTITIONS = ("iid", "dirichlet", "shards")
 HISTORY_DTYPES = ("float32", "float16")
 CLIENT_STATS = ("auto", "all", "none")
@@ -82,7 +83,8 @@ def spec(
 @dataclass
 class DatasetConfig:
     name: str = spec(choices=DATASETS)
-    hf_path: str | None = MISSING  # Hugging Face dataset id or local directory
+    root: str | None = MISSING  # mnist, fashion_mnist, cifar10: the folder of their standard files
+    hf_path: str | None = MISSING  # Hugging Face dataset id or local directory (instead of root)
     image_key: str | None = MISSING
     label_key: str | None = MISSING
     test_fraction: float | None = spec(gt=0.0, le=0.9)  # digits/synthetic: share held out
@@ -93,6 +95,7 @@ class DatasetConfig:
     max_train_samples: int | None = spec(ge=1)
     max_test_samples: int | None = spec(ge=1)
     server_samples: int = spec(ge=0)  # unlabeled server-held samples, taken out of the held-out set
+    normalize: list[float] | None = MISSING  # [mean, std] applied to every input value; null: as loaded ([0, 1])
 
 
 @dataclass
@@ -104,7 +107,8 @@ class OptimizerConfig:
 @dataclass
 class ModelConfig:
     name: str = spec(choices=MODELS)
-    hidden: int = spec(ge=1)  # mlp: hidden units; cnn: channels of the first conv
+    hidden: int = spec(ge=1)  # mlp: hidden units; cnn: channels of the first conv; flnet: units of the fc layer
+    padding: list[int] | None = MISSING  # flnet: padding of its two 5x5 convs ([2, 2] IBM's FLNet, [0, 0] Crab's)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)  # this model's stable local SGD
 
 
@@ -124,6 +128,7 @@ class FLConfig:
     batch_size: int = spec(ge=1)
     lr: float = spec(gt=0.0)
     momentum: float = spec(ge=0.0, le=1.0)
+    optimizer: str = spec(choices=("sgd", "adam"))  # local training's optimizer (a fresh state every round)
     fraction_train: float = spec(gt=0.0, le=1.0)
     dropout_rate: float = spec(ge=0.0, lt=1.0)  # simulated: a sampled client fails in a round
     max_client_failures: int = spec(ge=0)  # ClientApp crashes tolerated per round; one more stops the run
@@ -169,6 +174,8 @@ class BackdoorConfig:
     fraction: float = spec(ge=0.0, le=1.0)
     target_label: int = spec(ge=0)
     trigger_size: int = spec(ge=1)  # side of the square trigger in the bottom-right corner
+    trigger: str = spec(choices=TRIGGERS)  # square | pattern (ART's add_pattern_bd: 4 pixels near the corner)
+    skip_target: bool = MISSING  # true: only samples whose label is not the target are poisoned (PGA's, Crab's code)
 
 
 @dataclass
@@ -194,6 +201,7 @@ class UnlearningConfig:
 class EvaluationConfig:
     batch_size: int = spec(ge=1)
     curves: bool = MISSING  # evaluate every step of every method (per-round curves); false: each method's result only
+    device: str = spec(choices=("cpu", "cuda"))  # where the server's evaluations run (cuda: the driver's GPU)
 
 
 PROGRESS_MODES = ("auto", "bars", "lines")
@@ -278,7 +286,7 @@ def _dataset(cfg: Config, methods: list[str]) -> None:
         d,
         d.name,
         {
-            "hf_path": hf,
+            "root": hf,
             "image_key": hf,
             "label_key": hf,
             "test_fraction": ("digits", "synthetic"),
@@ -288,8 +296,25 @@ def _dataset(cfg: Config, methods: list[str]) -> None:
             "class_sep": ("synthetic",),
         },
     )
+    if d.hf_path is not None and d.name not in hf:
+        raise ConfigError("dataset.hf_path", f"only used by dataset={'|'.join(hf)} (this run has dataset={d.name})")
     if d.shape is not None and (len(d.shape) not in (1, 3) or min(d.shape) < 1):
         raise ConfigError("dataset.shape", f"must be [features] or [C, H, W], got {list(d.shape)}")
+    if d.normalize is not None and (len(d.normalize) != 2 or not d.normalize[1] > 0):
+        raise ConfigError("dataset.normalize", f"must be [mean, std] with std > 0, got {list(d.normalize)}")
+
+
+def _optimizer(cfg: Config, methods: list[str]) -> None:
+    if cfg.fl.optimizer == "adam" and cfg.fl.momentum != 0:
+        raise ConfigError("fl.momentum", f"must be 0 with fl.optimizer=adam (Adam keeps its own moments), got "
+                          f"{cfg.fl.momentum}")  # fmt: skip
+
+
+def _model(cfg: Config, methods: list[str]) -> None:
+    m = cfg.model
+    _only_for("model", m, m.name, {"padding": ("flnet",)})
+    if m.padding is not None and (len(m.padding) != 2 or min(m.padding) < 0):
+        raise ConfigError("model.padding", f"must be [p1, p2] (one per conv), each >= 0, got {list(m.padding)}")
 
 
 def _partition(cfg: Config, methods: list[str]) -> None:
@@ -376,7 +401,7 @@ def _schedule(cfg: Config, methods: list[str]) -> None:
 
 
 Rule = Callable[[Config, list[str]], None]
-RULES: tuple[Rule, ...] = (_dataset, _partition, _ray, _clients, _requests)
+RULES: tuple[Rule, ...] = (_dataset, _model, _optimizer, _partition, _ray, _clients, _requests)
 
 
 def validate(cfg: Config, registered_methods: tuple[str, ...], method_rules: Callable[[str], Rule]) -> list[str]:

@@ -92,8 +92,30 @@ def test_trigger_on_images_and_flat_inputs() -> None:
     flat = add_trigger(np.zeros((1, 10), np.float32), 2, 1.0)
     assert flat[0, -4:].sum() == 4 and flat.sum() == 4
     test = ArrayDataset(np.zeros((3, 1, 4, 4), np.float32), np.array([0, 1, 2]))
-    trig = triggered_test_set(test, target=0, size=2, value=1.0)
+    trig = triggered_test_set(test, target=0, size=2, value=1.0, shape="square")
     assert list(trig.y) == [1, 2] and trig.x[:, 0, 3, 3].tolist() == [1.0, 1.0]
+
+
+def test_the_pattern_trigger_is_arts_add_pattern_bd() -> None:
+    """ART 1.13 ``add_pattern_bd(x, distance=2, pixel_value=1)`` on a 28×28 image sets (26, 26), (25, 25), (26, 24)
+    and (24, 26): written out here, not computed from fedunlearn's table."""
+    img = add_trigger(np.zeros((2, 3, 28, 28), np.float32), 0, 1.0, "pattern")
+    expected = np.zeros((28, 28), np.float32)
+    expected[26, 26] = expected[25, 25] = expected[26, 24] = expected[24, 26] = 1.0
+    for n in range(2):
+        for c in range(3):
+            np.testing.assert_array_equal(img[n, c], expected)
+
+
+def test_skip_target_poisons_only_the_other_classes() -> None:
+    cfg = make_config("backdoor.clients=[1]", "backdoor.fraction=1.0", "backdoor.skip_target=true",
+                      "forget.clients=[1]")  # fmt: skip
+    data = federated_data(cfg)
+    part = data.partitions[1]
+    clean = federated_data(make_config())
+    own_target = clean.train.y[part] == cfg.backdoor.target_label
+    assert own_target.any() and data.poisoned[part].sum() == (~own_target).sum()  # every other sample, none of these
+    assert not data.poisoned[part[own_target]].any()
 
 
 def test_backdoored_clients_poison_their_share() -> None:
@@ -125,6 +147,7 @@ def test_huggingface_loader_on_local_data(tmp_path: Path, channels: int) -> None
     _write_local_image_dataset(tmp_path, channels)
     cfg = DatasetConfig(
         name="mnist",
+        root=None,
         hf_path=str(tmp_path),
         image_key="image",
         label_key="label",
@@ -136,8 +159,101 @@ def test_huggingface_loader_on_local_data(tmp_path: Path, channels: int) -> None
         max_train_samples=30,
         max_test_samples=None,
         server_samples=0,
+        normalize=None,
     )
     s = load_dataset(cfg, 0)
     assert s.input_shape == (channels, 8, 8)
     assert len(s.train) == 30 and len(s.test) == 12 and s.num_classes == 4
     assert s.train.x.dtype == np.float32 and s.train.x.max() <= 1.0
+
+
+# -- the standard local files ----------------------------------------------------------------------------------
+
+
+def _idx_bytes(values: np.ndarray) -> bytes:
+    """``values`` (uint8) in LeCun's IDX format."""
+    head = bytes([0, 0, 0x08, values.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in values.shape)
+    return head + values.astype(np.uint8).tobytes()
+
+
+def _write_idx(root: Path, n_train: int, n_test: int, gz: bool, seed: int = 0) -> dict[str, np.ndarray]:
+    import gzip
+
+    rng = np.random.default_rng(seed)
+    arrays = {
+        "train-images-idx3-ubyte": rng.integers(0, 256, (n_train, 28, 28)),
+        "train-labels-idx1-ubyte": rng.integers(0, 10, n_train),
+        "t10k-images-idx3-ubyte": rng.integers(0, 256, (n_test, 28, 28)),
+        "t10k-labels-idx1-ubyte": rng.integers(0, 10, n_test),
+    }
+    root.mkdir(parents=True, exist_ok=True)
+    for name, values in arrays.items():
+        payload = _idx_bytes(values)
+        (root / (f"{name}.gz" if gz else name)).write_bytes(gzip.compress(payload) if gz else payload)
+    return arrays
+
+
+@pytest.mark.parametrize("gz", [True, False])
+@pytest.mark.parametrize("name", ["mnist", "fashion_mnist"])
+def test_idx_files_load_as_the_standard_splits(tmp_path: Path, name: str, gz: bool) -> None:
+    arrays = _write_idx(tmp_path, 50, 20, gz)
+    cfg = make_config(f"dataset={name}", f"dataset.root={tmp_path}").dataset
+    s = load_dataset(cfg, 0)
+    assert s.input_shape == (1, 28, 28) and s.num_classes == 10 and (len(s.train), len(s.test)) == (50, 20)
+    np.testing.assert_array_equal(s.train.x[:, 0] * 255, arrays["train-images-idx3-ubyte"].astype(np.float32))
+    np.testing.assert_array_equal(s.test.y, arrays["t10k-labels-idx1-ubyte"])
+    normed = load_dataset(make_config(f"dataset={name}", f"dataset.root={tmp_path}", "dataset.normalize=[0.5,0.5]")
+                          .dataset, 0)  # fmt: skip
+    np.testing.assert_allclose(normed.train.x, (s.train.x - 0.5) / 0.5)
+
+
+def test_a_truncated_idx_file_is_refused(tmp_path: Path) -> None:
+    from fedunlearn.data.datasets import read_idx
+
+    (tmp_path / "x").write_bytes(_idx_bytes(np.zeros((3, 28, 28), np.uint8))[:-5])
+    with pytest.raises(ValueError, match="is truncated"):
+        read_idx(tmp_path / "x")
+
+
+def _write_cifar(root: Path) -> list[dict[bytes, object]]:
+    import pickle
+
+    rng = np.random.default_rng(1)
+    root.mkdir()
+    batches = []
+    for name in ["data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch"]:
+        batch = {b"data": rng.integers(0, 256, (4, 3072)).astype(np.uint8), b"labels": list(rng.integers(0, 10, 4))}
+        batch[b"labels"] = [int(v) for v in batch[b"labels"]]  # type: ignore[union-attr]
+        (root / name).write_bytes(pickle.dumps(batch))
+        batches.append(batch)
+    return batches
+
+
+def test_cifar10_python_batches_load_and_nothing_else_is_unpickled(tmp_path: Path) -> None:
+    import pickle
+
+    batches = _write_cifar(tmp_path / "cifar")
+    s = load_dataset(make_config("dataset=cifar10", f"dataset.root={tmp_path / 'cifar'}").dataset, 0)
+    assert s.input_shape == (3, 32, 32) and (len(s.train), len(s.test)) == (20, 4)
+    first = np.asarray(batches[0][b"data"], np.float32).reshape(4, 3, 32, 32) / 255
+    np.testing.assert_allclose(s.train.x[:4], first)
+    assert s.test.y.tolist() == batches[-1][b"labels"]
+
+    class Evil:
+        def __reduce__(self) -> tuple[object, tuple[str]]:
+            return (print, ("pwned",))
+
+    (tmp_path / "cifar" / "test_batch").write_bytes(pickle.dumps({b"data": Evil(), b"labels": []}))
+    with pytest.raises(pickle.UnpicklingError, match=r"builtins\.print is not allowed"):
+        load_dataset(make_config("dataset=cifar10", f"dataset.root={tmp_path / 'cifar'}").dataset, 0)
+
+
+def test_missing_files_name_the_files_the_root_and_the_package(tmp_path: Path) -> None:
+    from fedunlearn.config import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        load_dataset(make_config("dataset=fashion_mnist", f"dataset.root={tmp_path}").dataset, 0)
+    text = str(err.value)
+    assert text.startswith("dataset.root: fashion_mnist needs train-images-idx3-ubyte[.gz], ")
+    assert f"in dataset.root={tmp_path} (none found there)" in text
+    assert "apt-get install dataset-fashion-mnist" in text and "dataset.hf_path" in text

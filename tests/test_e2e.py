@@ -61,6 +61,9 @@ def test_multirun_and_same_seed_gives_identical_rounds_packed_or_not(tmp_path: P
     assert proc.returncode == 0, proc.stderr[-3000:]
     first, second = load_results(sweep / "0"), load_results(sweep / "1")
     assert (first["config"]["seed"], second["config"]["seed"]) == (1, 2)
+    for folder in (sweep, sweep / "0", sweep / "1"):  # each locked while in use, released (PID cleared) after
+        assert (folder / ".fedunlearn.lock").read_text() == ""
+    assert "took over the lock" not in (sweep / "1" / "fedunlearn.log").read_text()
     again_dir = tmp_path / "again"  # and one message per client instead of packs: the same updates
     proc = run_cli(*TINY, "experiment=train_only", "seed=1", "ray.pack_clients=false", "ray.num_cpus=2",
                    f"hydra.run.dir={again_dir}", cwd=tmp_path)  # fmt: skip

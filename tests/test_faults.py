@@ -82,10 +82,31 @@ def test_a_local_run_listens_on_loopback_only_and_needs_its_token(tmp_path: Path
         assert _get_cluster_id(address, "0" * 64) == grpc.StatusCode.UNAUTHENTICATED
         assert _get_cluster_id(address, token) == grpc.StatusCode.OK  # the token is what keeps it out
         assert all(token not in " ".join(p.cmdline()) for p in tree)  # not on any command line (`ps` shows those)
-        assert not [f for f in run_dir.rglob("*") if f.is_file() and token.encode() in f.read_bytes()]
+        log_dir = next(a.split("=", 1)[1] for a in psutil.Process(gcs.pid).cmdline() if a.startswith("--log_dir="))
+        for folder in (run_dir, Path(log_dir).parent):  # the run directory and this Ray's session directory
+            assert not [f for f in folder.rglob("*") if f.is_file() and token.encode() in f.read_bytes()], folder
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=60)
+
+
+def test_the_private_settings_are_restored_after_the_run(monkeypatch) -> None:
+    from ray._private import ray_constants
+
+    from fedunlearn.fl.simulation import private_ray
+
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    monkeypatch.delenv("RAY_AUTH_TOKEN", raising=False)
+    monkeypatch.delenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", raising=False)
+    before = ray_constants.ENABLE_RAY_CLUSTER
+    with private_ray():
+        assert os.environ["RAY_AUTH_MODE"] == "token" and len(os.environ["RAY_AUTH_TOKEN"]) == 64
+        assert os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] == "0" and ray_constants.ENABLE_RAY_CLUSTER is False
+        first = os.environ["RAY_AUTH_TOKEN"]
+    assert os.environ["RAY_AUTH_MODE"] == "disabled" and "RAY_AUTH_TOKEN" not in os.environ
+    assert "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER" not in os.environ and before == ray_constants.ENABLE_RAY_CLUSTER
+    with private_ray():
+        assert os.environ["RAY_AUTH_TOKEN"] != first  # a fresh token for every run
 
 
 def _text(path: Path) -> str:
@@ -128,6 +149,23 @@ def test_the_lock_is_exclusive_and_a_dead_holders_lock_is_taken_over(tmp_path: P
     assert str(RunDirBusy(tmp_path, 42)).startswith(f"{tmp_path} is in use by another fedunlearn run (PID 42)")
 
 
+def test_a_directory_inside_a_locked_one_is_refused(tmp_path: Path) -> None:
+    """A single run into a job directory of a live multirun: the sweep directory above it is locked."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from fedunlearn.experiment.lock import lock_run_dir; "
+         f"lock_run_dir({str(tmp_path)!r}); print('held', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(RunDirBusy, match=rf"in use by another fedunlearn run \(PID {holder.pid}\)"):
+            lock_run_dir(tmp_path / "0")
+    finally:
+        holder.communicate("")
+    assert lock_run_dir(tmp_path / "0") is None  # free once the holder exited
+    release_run_dir(tmp_path / "0")
+
+
 # -- a full disk ----------------------------------------------------------------------------------------------------
 
 
@@ -152,8 +190,33 @@ def test_a_full_disk_ends_in_one_line_and_the_run_resumes_once_there_is_room(tmp
 
     resumed = run_cli(*args[:-2], "resume=true", f"hydra.run.dir={run_dir}", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "resuming after training round 2 of 4" in (run_dir / "fedunlearn.log").read_text()
+    log = (run_dir / "fedunlearn.log").read_text()
+    assert "resuming after training round 2 of 4" in log
+    assert "took over the lock" not in log  # the failed run ended cleanly: its lock was released
     assert len(load_results(run_dir)["training"]["rounds"]) == 4
+
+
+def test_the_reports_writes_fail_as_file_errors_naming_the_file(tmp_path: Path, monkeypatch) -> None:
+    from fedunlearn.history import writer
+    from fedunlearn.history.writer import RunFileError
+    from fedunlearn.reporting.results import from_json
+    from fedunlearn.reporting.tables import write_comparison
+
+    result = from_json(run_in_process(make_config(*RUN), tmp_path / "run"))
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(writer.os, "fsync", full)
+    with pytest.raises(RunFileError, match=f"cannot write {tmp_path / 'out' / 'comparison.md'}: No space left"):
+        write_comparison(tmp_path / "out", result)
+
+
+def test_only_the_runs_own_files_are_file_errors(tmp_path: Path) -> None:
+    from fedunlearn.app import _inside
+
+    assert _inside(str(tmp_path / "run" / "history" / "x"), tmp_path / "run")
+    assert not _inside("/usr/share/datasets/x", tmp_path / "run") and not _inside(None, tmp_path / "run")
 
 
 def test_the_run_log_stops_quietly_when_its_disk_is_full(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -205,7 +268,12 @@ def test_an_allowed_crash_in_retrain_marks_it_inexact_everywhere(tmp_path: Path,
     assert res["unlearning"]["retrain"]["exact"] is False
     assert res["unlearning"]["federaser"]["exact"] is None  # approximate by construction: not a reference
     text = summary(from_json(res))
-    assert "retrain (inexact)" in text and "every distance to retrain above is to an inexact reference" in text
+    assert "retrain (inexact)" in text and "so every distance to retrain is to an inexact reference" in text
+    from fedunlearn.reporting.tables import write_comparison
+
+    write_comparison(tmp_path / "run", from_json(res))
+    assert "| retrain (inexact) |" in (tmp_path / "run" / "comparison.md").read_text()
+    assert "retrain,False," in (tmp_path / "run" / "comparison.csv").read_text()
     cert = json.loads((tmp_path / "run" / "certificate-1.json").read_text())
     assert cert["reference_exact"] is False and cert["methods"]["retrain"]["exact"] is False
 
@@ -262,6 +330,18 @@ def test_a_certificate_without_its_digest_fails(finished: Path, tmp_path: Path) 
     assert verify_certificate(cert) == [
         "it has no digest: its claims cannot be checked (edited, or not written by fedunlearn)"
     ]
+
+
+def test_a_damaged_model_of_a_sequential_request_is_found_before_ray_starts(tmp_path: Path) -> None:
+    from tests.test_sequential import SCHEDULE
+
+    run_dir = tmp_path / "run"
+    run_in_process(make_config(*SCHEDULE), run_dir)
+    victim = run_dir / "models" / "before-request-1.safetensors"
+    victim.write_bytes(victim.read_bytes()[:-8])
+    proc, wall = cli(*SCHEDULE, "resume=true", f"hydra.run.dir={run_dir}")
+    assert_one_line(proc, wall, "models/before-request-1.safetensors does not match its checksum", STARTUP,
+                    tmp_path / "none")  # fmt: skip
 
 
 @pytest.mark.parametrize(

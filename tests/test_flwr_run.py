@@ -58,9 +58,10 @@ def stop_local_superlink(port: int) -> list[str]:
     for q in [q for link in links for q in (*link.children(), link)]:
         q.send_signal(signal.SIGTERM)
     _, alive = psutil.wait_procs(tree, timeout=15)
-    for q in alive:
+    left = [" ".join(q.cmdline())[:80] for q in alive if q.is_running() and q.status() != psutil.STATUS_ZOMBIE]
+    for q in alive:  # (so that a failing test leaves nothing behind)
         q.send_signal(signal.SIGKILL)
-    return [" ".join(q.cmdline())[:80] for q in alive if q.is_running() and q.status() != psutil.STATUS_ZOMBIE]
+    return left
 
 
 @pytest.mark.e2e

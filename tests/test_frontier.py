@@ -3,7 +3,7 @@
 import math
 from pathlib import Path
 
-from fedunlearn.reporting.plots import Point, pareto, plot_frontier
+from fedunlearn.reporting.plots import Point, pareto, plot_frontier, starred
 
 
 def test_pareto_keeps_the_methods_nothing_beats_on_every_axis() -> None:
@@ -18,7 +18,23 @@ def test_pareto_keeps_the_methods_nothing_beats_on_every_axis() -> None:
     assert pareto([Point("a", 5.0, 1.0, None), Point("b", 5.0, 1.0, None)]) == {"a", "b"}  # equal: neither dominates
 
 
-def test_frontier_plot_draws_infinite_speedups_and_spreads(tmp_path: Path) -> None:
-    points = [Point("kd", math.inf, 3.0, 0.0), Point("federaser", 4.4, 0.5, 0.0, 0.2, 0.3, 0.1)]
+def test_only_methods_within_the_tolerance_are_starred() -> None:
+    points = [
+        Point("fedaccum", math.inf, 46.0, 0.0),  # free but 46 points worse: Pareto-optimal, not useful
+        Point("federaser", 4.4, 0.5, 0.0),
+        Point("kd_recover", 20.0, 0.8, 1.5),
+        Point("leaky", 50.0, 0.0, 30.0),  # keeps the backdoor
+    ]
+    assert pareto(points) == {"fedaccum", "federaser", "kd_recover", "leaky"}
+    assert starred(points, (10, 1, 2)) == {"federaser", "kd_recover"}
+    assert starred(points, (10, 0.6, 2)) == {"federaser"}
+
+
+def test_frontier_plot_writes_png_and_pdf(tmp_path: Path) -> None:
+    points = [Point("kd", math.inf, 3.0, 0.0), Point("federaser", 4.4, 0.5, 0.0, 0.2, 0.3, 0.1),
+              Point("fedaccum", math.inf, -46.0, 0.0)]  # fmt: skip
     path = plot_frontier(tmp_path / "f.png", points, "test")
-    assert path.stat().st_size > 5000
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and (tmp_path / "f.pdf").read_bytes()[:5] == b"%PDF-"
+    from PIL import Image
+
+    assert Image.open(path).info["dpi"][0] >= 299  # print resolution

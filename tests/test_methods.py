@@ -60,7 +60,7 @@ def test_reports_and_aggregate(all_results: dict[str, Any], tmp_path: Path, caps
     for seed in (1, 2):
         run = tmp_path / "sweep" / str(seed)
         run.mkdir(parents=True)
-        (run / "results.json").write_text(json.dumps({"config": {"seed": seed}, **all_results}))
+        (run / "results.json").write_text(json.dumps({**all_results, "config": {"seed": seed}}))
         typed = from_json(all_results)
         files = write_comparison(run, typed)
         assert [f.name for f in files] == ["comparison.md", "comparison.tex", "comparison.csv"]
@@ -70,13 +70,24 @@ def test_reports_and_aggregate(all_results: dict[str, Any], tmp_path: Path, caps
     assert "| federaser |" in md and "| before unlearning |" in md
     assert r"\begin{tabular}" in (run / "comparison.tex").read_text()
     csv_lines = (run / "comparison.csv").read_text().splitlines()
-    assert csv_lines[0].startswith("method,test_accuracy") and len(csv_lines) == 2 + len(all_results["unlearning"])
+    assert csv_lines[0].startswith("method,exact,test_accuracy")
+    assert len(csv_lines) == 2 + len(all_results["unlearning"])
     assert report_main([str(tmp_path / "sweep")]) == 0
     out = capsys.readouterr().out
-    assert "2 runs" in out and "± 0.000" in out  # identical runs: zero spread
+    assert "2 runs" in out and "± 0.000 (n=2)" in out  # identical runs: zero spread
+    assert "1 settings" not in out and "### all runs: 2 run(s)" in out  # seeds alone: one group
     assert (tmp_path / "sweep" / "frontier.png").stat().st_size > 5000
     assert (tmp_path / "sweep" / "aggregate.csv").exists()
+    assert (tmp_path / "sweep" / "frontier.pdf").exists()  # vector beside the PNG
     assert report_main([str(tmp_path / "nowhere")]) == 2
+    other = tmp_path / "sweep" / "3"  # a run of another setting is a group of its own, never averaged in
+    other.mkdir()
+    (other / "results.json").write_text(json.dumps({**all_results, "config": {"seed": 3, "fl": {"num_clients": 20}}}))
+    assert report_main([str(tmp_path / "sweep")]) == 0
+    out = capsys.readouterr().out
+    assert "3 runs in 2 settings" in out
+    assert "### fl.num_clients=20: 1 run(s)" in out
+    assert "### fl.num_clients=-: 2 run(s)" in out
 
 
 @pytest.mark.parametrize(

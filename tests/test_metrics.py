@@ -1,6 +1,7 @@
 import math
 
 import numpy as np
+import pytest
 
 from fedunlearn.evaluation import metrics as m
 
@@ -46,3 +47,19 @@ def test_kl_and_js() -> None:
     # hand value for P=(1,0), Q=(.5,.5): M=(.75,.25); JS = ½[ln(4/3)] + ½[.5 ln(2/3) + .5 ln 2]
     expected = 0.5 * math.log(4 / 3) + 0.5 * (0.5 * math.log(0.5 / 0.75) + 0.5 * math.log(0.5 / 0.25))
     assert abs(js - expected) < 1e-6
+
+
+def test_intervals_are_sample_t_intervals_computed_by_hand() -> None:
+    from fedunlearn.reporting.stats import at_least, at_most, interval
+
+    ci = interval([1.0, 2.0, 3.0])  # mean 2, sample std 1, t(0.975, 2) = 4.302652729911275
+    assert ci is not None and ci.n == 3 and ci.mean == 2.0 and ci.std == 1.0
+    assert ci.ci95 == pytest.approx(4.302652729911275 / 3**0.5)
+    assert ci.text() == "2.000 ± 2.484 (n=3)"
+    one = interval([0.5])
+    assert one is not None and one.ci95 is None and one.text() == "0.500 (n=1)"
+    assert interval([]) is None and interval([float("nan")]) is None
+    assert at_most([0.1, 0.2, 0.3], 1.0) and not at_most([0.1, 0.2, 1.5], 1.0)  # 0.6 ± 1.74: the upper end decides
+    assert not at_most([0.5], 1.0)  # one seed: no interval, no pass
+    assert at_least([20.0, 21.0, 22.0], 10.0) and not at_least([5.0, 20.0, 40.0], 10.0)
+    assert at_least([float("inf")] * 3, 10.0)

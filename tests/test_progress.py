@@ -74,3 +74,21 @@ def test_the_showcase_console_is_short_and_the_log_complete(tmp_path: Path) -> N
     log = (run_dir / "fedunlearn.log").read_text()
     assert all(f"[train] round {r}/20" in log for r in range(1, 21))
     assert "[retrain] round 20/20" in log and "[federaser] round" in log
+
+
+def test_many_server_epochs_log_one_line(caplog: pytest.LogCaptureFixture) -> None:
+    """kd_recover's 100 distillation epochs: one INFO line when they end, not 100 "round" lines."""
+    import logging
+
+    from fedunlearn.fl.fedavg import RoundLog
+
+    log = RoundLog()
+    with caplog.at_level(logging.INFO, logger="fedunlearn.rounds"):
+        for epoch in range(1, 101):
+            log.add("kd_recover-distill", epoch, 100, None, None, 0.01, [], unit="epoch")
+        for epoch in range(1, 3):  # a few epochs (PGA's ascent): each is shown
+            log.add("pga-ascent", epoch, 5, None, None, 0.01, [], unit="epoch")
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    assert lines[0] == "[kd_recover-distill] 100/100 epochs on the server  1.00s"
+    assert len([line for line in lines if "kd_recover-distill" in line]) == 1
+    assert len([line for line in lines if "pga-ascent" in line]) == 2 and "round" not in " ".join(lines)

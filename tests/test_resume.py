@@ -97,6 +97,7 @@ def test_killed_during_training_resumes_to_the_same_results(uninterrupted, tmp_p
     assert not (run_dir / "results.json").exists()
     resumed = resume(run_dir, tmp_path)
     assert comparable(resumed) == comparable(uninterrupted)
+    assert f"took over the lock of {run_dir.resolve()} from PID" in (run_dir / "fedunlearn.log").read_text()
 
 
 def test_killed_during_unlearning_resumes_to_the_same_results(uninterrupted, tmp_path: Path) -> None:

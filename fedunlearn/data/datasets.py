@@ -1,12 +1,16 @@
-"""Centralised datasets as numpy arrays: digits (bundled), synthetic, and Hugging Face images."""
+"""Centralised datasets as numpy arrays: digits (bundled), synthetic, MNIST / Fashion-MNIST / CIFAR-10 from their
+standard local files (no torchvision, no network), and Hugging Face images."""
 
 from __future__ import annotations
 
+import gzip
+import math
 import os
+import pickle
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -151,15 +155,124 @@ def _huggingface(cfg: DatasetConfig, seed: int) -> DatasetSplits:
     return DatasetSplits(train, test, num_classes=num_classes)
 
 
+# -- the standard local files ------------------------------------------------------------------------------------
+
+IDX_FILES = {  # split → (images, labels), as LeCun's MNIST and Zalando's Fashion-MNIST ship them
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+CIFAR_FILES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch")
+WHERE_FROM = {  # what provides a dataset's files, for the one-line error
+    "fashion_mnist": "Debian's package dataset-fashion-mnist (`apt-get install dataset-fashion-mnist`) installs them "
+    "in /usr/share/datasets/fashion-mnist",
+    "mnist": "the four files of http://yann.lecun.com/exdb/mnist/ (or a mirror), gzipped or not",
+    "cifar10": "cifar-10-python.tar.gz of https://www.cs.toronto.edu/~kriz/cifar.html, unpacked",
+}
+
+
+def _missing(cfg: DatasetConfig, looked_for: list[str]) -> ConfigError:
+    return ConfigError(
+        "dataset.root",
+        f"{cfg.name} needs {', '.join(looked_for)} in dataset.root={cfg.root} (none found there); "
+        f"{WHERE_FROM[cfg.name]}; or set dataset.hf_path to load it from Hugging Face",
+    )
+
+
+def _idx_file(root: Path, name: str) -> Path | None:
+    """``name`` or ``name.gz`` in ``root``, whichever is there."""
+    return next((p for p in (root / name, root / f"{name}.gz") if p.is_file()), None)
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """An IDX file (LeCun's format: magic 0x0000 08 <dims>, big-endian sizes, unsigned bytes), gzipped or not."""
+    raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] != 0x08:
+        raise ValueError(f"{path} is not an IDX file of unsigned bytes")
+    dims = raw[3]
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims))
+    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * dims)
+    if data.size != math.prod(shape):
+        raise ValueError(f"{path} is truncated: {data.size} values for shape {list(shape)}")
+    return data.reshape(shape)
+
+
+def _idx_dataset(cfg: DatasetConfig) -> DatasetSplits:
+    assert cfg.root is not None
+    root = Path(cfg.root).expanduser()
+    wanted = [name for pair in IDX_FILES.values() for name in pair]
+    paths = {name: _idx_file(root, name) for name in wanted}
+    absent = [f"{name}[.gz]" for name, p in paths.items() if p is None]
+    if absent:
+        raise _missing(cfg, absent)
+    splits = []
+    for images, labels in IDX_FILES.values():
+        x = read_idx(paths[images])  # type: ignore[arg-type]
+        y = read_idx(paths[labels]).astype(np.int64)  # type: ignore[arg-type]
+        if x.ndim != 3 or y.shape != (x.shape[0],):
+            raise ConfigError("dataset.root", f"{paths[images]} and {paths[labels]} do not match")
+        splits.append(ArrayDataset((x[:, None, :, :] / np.float32(255.0)).astype(np.float32), y))
+    return DatasetSplits(splits[0], splits[1], num_classes=10)
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """CIFAR-10's python batches are pickles; this admits only what they hold (dicts, lists, bytes and numpy
+    arrays), so that a file that is not one cannot run code."""
+
+    ALLOWED: ClassVar[frozenset[tuple[str, str]]] = frozenset(
+        {("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
+         ("numpy._core.multiarray", "_reconstruct")}
+    )  # fmt: skip
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"{module}.{name} is not allowed in a CIFAR-10 batch")
+        return super().find_class(module, name)
+
+
+def _cifar_batch(path: Path) -> ArrayDataset:
+    with open(path, "rb") as fh:
+        batch = _CifarUnpickler(fh, encoding="bytes").load()
+    x = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+    return ArrayDataset((x / np.float32(255.0)).astype(np.float32), np.asarray(batch[b"labels"], dtype=np.int64))
+
+
+def _cifar10(cfg: DatasetConfig) -> DatasetSplits:
+    assert cfg.root is not None
+    root = Path(cfg.root).expanduser()
+    absent = [name for name in CIFAR_FILES if not (root / name).is_file()]
+    if absent:
+        raise _missing(cfg, absent)
+    parts = [_cifar_batch(root / name) for name in CIFAR_FILES[:-1]]
+    train = ArrayDataset(np.concatenate([p.x for p in parts]), np.concatenate([p.y for p in parts]))
+    return DatasetSplits(train, _cifar_batch(root / CIFAR_FILES[-1]), num_classes=10)
+
+
+def _normalize(splits: DatasetSplits, mean_std: list[float] | None) -> DatasetSplits:
+    """(x − mean) / std on every channel, as torchvision's Normalize((mean,), (std,)) (None: as loaded, in [0, 1])."""
+    if mean_std is None:
+        return splits
+    mean, std = np.float32(mean_std[0]), np.float32(mean_std[1])
+
+    def norm(ds: ArrayDataset) -> ArrayDataset:
+        return ArrayDataset((ds.x - mean) / std, ds.y)
+
+    return DatasetSplits(norm(splits.train), norm(splits.test), splits.num_classes)
+
+
 def load_dataset(cfg: DatasetConfig, seed: int) -> DatasetSplits:
     """The train/test splits of the configured dataset (``max_*_samples`` applied), deterministic in ``seed``."""
     if cfg.name == "digits":
         splits = _digits(cfg, seed)
     elif cfg.name == "synthetic":
         splits = _synthetic(cfg, seed)
+    elif cfg.name in HF_DATASETS and cfg.hf_path is not None:
+        return _normalize(_huggingface(cfg, seed), cfg.normalize)
+    elif cfg.name == "cifar10":
+        splits = _cifar10(cfg)
     elif cfg.name in HF_DATASETS:
-        return _huggingface(cfg, seed)
+        splits = _idx_dataset(cfg)
     else:
         raise ConfigError("dataset.name", f"unknown dataset {cfg.name!r}")
+    splits = _normalize(splits, cfg.normalize)
     train = _limit(splits.train, cfg.max_train_samples, seed)
     return DatasetSplits(train, _limit(splits.test, cfg.max_test_samples, seed), splits.num_classes)

@@ -74,6 +74,13 @@ def _check_backdoor(backdoor: BackdoorConfig, num_classes: int, input_shape: tup
         raise ConfigError(
             "backdoor.target_label", f"{backdoor.target_label} is not a class of this dataset (0..{num_classes - 1})"
         )
+    if backdoor.trigger == "pattern":
+        if len(input_shape) != 3 or min(input_shape[-2:]) < 4:
+            raise ConfigError(
+                "backdoor.trigger",
+                f"pattern needs images of at least 4x4 pixels, not inputs of shape {list(input_shape)}",
+            )
+        return
     side = min(input_shape[-2:]) if len(input_shape) == 3 else int(np.sqrt(input_shape[0]))
     if backdoor.trigger_size > side:
         raise ConfigError(
@@ -107,14 +114,19 @@ def _build(recipe: DataRecipe) -> FederatedData:
     backdoor_test = None
     if backdoor.clients:
         value = float(train.x.max())
+        candidates = {
+            cid: parts[cid][train.y[parts[cid]] != backdoor.target_label] if backdoor.skip_target else parts[cid]
+            for cid in sorted(backdoor.clients)
+        }
         chosen = [
-            choose_poisoned(parts[cid], backdoor.fraction, rng(seed, Stream.BACKDOOR, cid))
+            choose_poisoned(candidates[cid], backdoor.fraction, rng(seed, Stream.BACKDOOR, cid))
             for cid in sorted(backdoor.clients)
         ]
         idx = np.concatenate(chosen)
-        train = poison(train, idx, backdoor.target_label, backdoor.trigger_size, value)
+        shape = (backdoor.trigger_size, value, backdoor.trigger)
+        train = poison(train, idx, backdoor.target_label, *shape)
         poisoned[idx] = True
-        backdoor_test = triggered_test_set(test, backdoor.target_label, backdoor.trigger_size, value)
+        backdoor_test = triggered_test_set(test, backdoor.target_label, *shape)
     return FederatedData(
         train=train,
         test=test,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from fedunlearn.config import Config
 from fedunlearn.data import ArrayDataset, FederatedData
@@ -36,10 +37,11 @@ class Evaluator:
         self.model = build_model(cfg.model, data.input_shape, data.num_classes, cfg.seed)
         self.num_classes = data.num_classes
         self.batch = cfg.evaluation.batch_size
+        self.device = torch.device(cfg.evaluation.device)
 
     def _logits(self, params: Params, data: ArrayDataset) -> np.ndarray:
         set_params(self.model, params)
-        return predict_logits(self.model, data.x, self.batch)
+        return predict_logits(self.model, data.x, self.batch, self.device)
 
     def test(self, params: Params) -> tuple[float, float]:
         """Test accuracy and mean loss: the per-round progress figures."""

@@ -26,15 +26,25 @@ from fedunlearn.experiment.checkpoint import file_sha256
 from fedunlearn.history import HistoryStore
 from fedunlearn.history.store import HistoryCorruptError
 from fedunlearn.history.writer import atomic_write
-from fedunlearn.reporting.results import MethodResult
+from fedunlearn.reporting.results import MethodResult, finite
 
 DIGEST = "digest"
 
 
 def certificate_digest(cert: dict[str, Any]) -> str:
-    """SHA-256 of every field but ``digest``, as canonical JSON (sorted keys, no spaces)."""
+    """SHA-256 of every field but ``digest``, as canonical JSON: sorted keys, no spaces, standard JSON only (no
+    NaN), so that any JSON library can recompute it from the file."""
     body = {k: v for k, v in cert.items() if k != DIGEST}
-    return "sha256:" + hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False, ensure_ascii=True)
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys repeat is refused: other readers may take another of the values than we do."""
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"key {next(k for k in keys if keys.count(k) > 1)!r} appears twice")
+    return dict(pairs)
 
 
 def _file(run_dir: Path, path: Path) -> dict[str, str]:
@@ -78,6 +88,7 @@ def write_certificate(
         # distances "to retrain" are to an exact reference (null: no retrain in this request)
         "reference_exact": None if reference is None else reference[0].exact is not False,
     }
+    certificate = json.loads(json.dumps(finite(certificate)))  # as a reader will see it: str keys, no NaN
     certificate[DIGEST] = certificate_digest(certificate)
     path = run_dir / f"certificate-{request}.json"
     atomic_write(path, json.dumps(certificate, indent=2).encode())
@@ -87,8 +98,8 @@ def write_certificate(
 def verify_certificate(path: Path) -> list[str]:
     """Every mismatch between the certificate and itself or the files beside it (empty: all hashes hold)."""
     try:
-        cert = json.loads(Path(path).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        cert = json.loads(Path(path).read_text(), object_pairs_hook=_unique_keys)
+    except (OSError, UnicodeDecodeError, ValueError) as err:
         return [f"unreadable: {err}"]
     if not isinstance(cert, dict) or DIGEST not in cert:
         return ["it has no digest: its claims cannot be checked (edited, or not written by fedunlearn)"]

@@ -31,7 +31,7 @@ CHECKPOINT_DIR = "checkpoint"
 MODELS_DIR = "models"
 NOT_FINGERPRINTED = ("resume", "ray", "progress")  # may change between a run and its resumption
 # keys that may too: what the history records besides the models (methods fall back when a round lacks it)
-KEYS_NOT_FINGERPRINTED = ("history.client_stats",)
+KEYS_NOT_FINGERPRINTED = ("history.client_stats", "fl.exact_reference")  # (the latter only stops or marks)
 
 
 class CheckpointError(RuntimeError):
@@ -93,6 +93,7 @@ class RunCheckpoint:
         self._writer = writer if writer is not None else FileWriter()
         self._state: dict[str, Any] = {"fingerprint": self.fingerprint, "config": self.config, "training": None}
         self._state["stages"] = {}
+        self._state["pinned"] = {}  # other files a resume reads (relative path → SHA-256)
 
     @property
     def state_path(self) -> Path:
@@ -100,6 +101,11 @@ class RunCheckpoint:
 
     def exists(self) -> bool:
         return self.state_path.exists()
+
+    @staticmethod
+    def exists_in(run_dir: Path) -> bool:
+        """Whether ``run_dir`` holds a checkpoint (a run that ``resume=true`` can continue)."""
+        return (Path(run_dir) / CHECKPOINT_DIR / "state.json").exists()
 
     def load(self) -> None:
         """Read the saved progress; CheckpointError naming the keys that differ when another config made it."""
@@ -142,12 +148,24 @@ class RunCheckpoint:
         )
 
     def verify(self) -> None:
-        """Check every file a resume reads (training's model, each finished stage's model) against its checksum."""
+        """Check every file a resume reads (training's model, each finished stage's model, the pinned files)
+        against its checksum."""
         progress = self._state["training"]
         if progress is not None:
             self._check(self.root / "training.safetensors", progress["sha256"])
         for saved in self._state["stages"].values():
             self._check(self.model_path(saved["model"]), saved["sha256"])
+        for rel, sha in self._state.get("pinned", {}).items():
+            self._check(self.run_dir / rel, sha)
+
+    def save_pinned(self, path: Path, params: Params) -> None:
+        """Write ``params`` to ``path`` and pin its checksum: saved with the next stage, verified on resume."""
+        self._state.setdefault("pinned", {})[str(path.relative_to(self.run_dir))] = save_params(path, params)
+
+    def load_pinned(self, path: Path) -> Params:
+        """``path``'s parameters, after checking the checksum ``save_pinned`` recorded."""
+        self._check(path, self._state.get("pinned", {}).get(str(path.relative_to(self.run_dir)), ""))
+        return load_params(path)
 
     def training(self) -> tuple[dict[str, Any], Params] | None:
         """(progress, model after its last round) of an interrupted or finished training, if any."""

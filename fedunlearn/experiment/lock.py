@@ -37,16 +37,37 @@ def _recorded_pid(fd: int) -> int | None:
     return int(text) if text.isdigit() else None
 
 
+def _held_elsewhere(folder: Path) -> int | None:
+    """Whether another process holds ``folder``'s lock (its PID, or 0 if it recorded none); None if free."""
+    path = folder / LOCK_FILE
+    if not path.is_file() or folder in _held:
+        return None
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return _recorded_pid(fd) or 0
+    finally:
+        os.close(fd)  # (closing releases the probe's shared lock)
+    return None
+
+
 def lock_run_dir(run_dir: Path) -> str | None:
-    """Take ``run_dir``'s lock (creating the directory) for the rest of this process, or raise RunDirBusy.
+    """Take ``run_dir``'s lock (creating the directory) for the rest of this process, or raise RunDirBusy — also when
+    a folder above it is locked by another process (a job directory of a live multirun's sweep).
 
     Returns a line to log when the lock was taken over from a holder that died without releasing it (killed,
-    crashed); None otherwise, and when this process holds it already."""
+    crashed); None otherwise, and when this process holds it already. OSError names the lock file."""
     run_dir = Path(run_dir).resolve()
     if run_dir in _held:
         return None
+    for folder in run_dir.parents:
+        pid = _held_elsewhere(folder)
+        if pid is not None:
+            raise RunDirBusy(folder, pid or None)
     run_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    path = run_dir / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -54,8 +75,12 @@ def lock_run_dir(run_dir: Path) -> str | None:
         os.close(fd)
         raise RunDirBusy(run_dir, pid) from None
     previous = _recorded_pid(fd)
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    except OSError as err:
+        os.close(fd)
+        raise OSError(err.errno, err.strerror, str(path)) from err
     _held[run_dir] = fd
     if previous is None or previous == os.getpid():
         return None
@@ -75,7 +100,9 @@ def release_run_dir(run_dir: Path) -> None:
     os.close(fd)
 
 
-def release_all() -> None:
-    """Release every lock this process holds (at a clean exit, including a one-line error's)."""
-    for run_dir in list(_held):
-        release_run_dir(run_dir)
+def clear_pids() -> None:
+    """Clear the PID of every lock this process holds, keeping the locks: for a process about to exit (the kernel
+    releases them then), so that no other run takes a directory while this one may still be writing to it."""
+    for fd in _held.values():
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)

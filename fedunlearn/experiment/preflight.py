@@ -49,6 +49,12 @@ def check_forgotten_clients_train(cfg: Config) -> None:
             )
 
 
+def check_device(cfg: Config) -> None:
+    """``evaluation.device=cuda`` needs a GPU the driver's torch can use."""
+    if cfg.evaluation.device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("evaluation.device", "cuda, but torch sees no GPU in this process; use evaluation.device=cpu")
+
+
 def check_data(cfg: Config) -> None:
     """Build the federation's data (cached for the run) and pass one sample through the model."""
     data = federated_data(cfg)
@@ -98,4 +104,5 @@ def preflight(cfg: Config, run_dir: Path) -> None:
     check_forgotten_clients_train(cfg)
     require_tracker(cfg.tracking)
     check_run_dir(cfg, run_dir)
+    check_device(cfg)
     check_data(cfg)

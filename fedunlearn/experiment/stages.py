@@ -24,7 +24,7 @@ from fedunlearn.config import Config, departed_clients, method_names
 from fedunlearn.data import FederatedData, federated_data
 from fedunlearn.evaluation import Evaluator, Metrics
 from fedunlearn.experiment.certificate import write_certificate
-from fedunlearn.experiment.checkpoint import RunCheckpoint, load_params, save_params
+from fedunlearn.experiment.checkpoint import RunCheckpoint, save_params
 from fedunlearn.fl.fedavg import Evaluate, RoundLog, divergence, replay_rounds, training_schedule
 from fedunlearn.fl.federation import ClientTrainer, Cost, CostMeter, Replies
 from fedunlearn.fl.params import Params, distances_to, get_params
@@ -298,7 +298,7 @@ def request(
         evaluator = Evaluator(run.cfg, run.data, gone)
         before = training.until(after_round)
         before_path = run.ckpt.model_path(f"before-request-{n}")
-        save_params(before_path, before)
+        run.ckpt.save_pinned(before_path, before)
         log.info("request %d after round %d: client(s) %s leave", n, after_round, clients)
         method_run, after = unlearn(run, name, evaluator, before)
         metrics_before = evaluator.evaluate(before)
@@ -341,7 +341,7 @@ def sequential(run: Run, training: Training) -> tuple[Params, Unlearned]:
         {"requests": len(requests), "sequential": True},
         None,
     )  # fmt: skip
-    first_before = load_params(run.ckpt.model_path("before-request-1"))
+    first_before = run.ckpt.load_pinned(run.ckpt.model_path("before-request-1"))
     return final, Unlearned(
         before=evaluator.evaluate(first_before, retrained),
         methods={

@@ -2,9 +2,9 @@
 
 Client ids are Flower partition ids (``context.node_config["partition-id"]``), stable across rounds.
 Message contract (train): arrays ``arrays``, config ``config`` with local-epochs (may be fractional), lr,
-batch-size, momentum, max-grad-norm, received-loss, seed. Reply: arrays ``arrays``, metrics ``metrics`` with
-partition-id, num-examples, epochs, train-loss (and received-loss, the received model's loss before training, when
-the config asks for it), and config ``placement`` (device, Ray GPU ids, worker pid, start and end times).
+batch-size, momentum, max-grad-norm, received-loss, optimizer, max-steps, seed. Reply: arrays ``arrays``, metrics
+``metrics`` with partition-id, num-examples, epochs, train-loss (and received-loss, the received model's loss before
+training, when the config asks for it), and config ``placement`` (device, Ray GPU ids, worker pid, start and end times).
 A client that drops out (``fl.dropout_rate``) replies with error ``DROPOUT``; a client whose training raises
 replies with error ``FAILED``, whose reason is the one-line error, then the traceback. A ``query`` message
 answers partition-id; with config ``warm-up`` it first builds the federation's data and model (so that no timed
@@ -109,6 +109,8 @@ def plan_to_record(plan: TrainPlan, seed: int) -> ConfigRecord:
             "momentum": plan.momentum,
             "max-grad-norm": plan.max_grad_norm or 0.0,  # 0: no clipping
             "received-loss": plan.received_loss,
+            "optimizer": plan.optimizer,
+            "max-steps": plan.max_steps or 0,  # 0: no cap
             "seed": seed,
         }
     )
@@ -122,6 +124,8 @@ def record_to_plan(record: ConfigRecord) -> tuple[TrainPlan, int]:
         number(record, "momentum"),
         number(record, "max-grad-norm") or None,
         bool(record["received-loss"]),
+        str(record["optimizer"]),
+        int(number(record, "max-steps")) or None,
     )
     return plan, int(number(record, "seed"))
 

@@ -22,6 +22,7 @@ from fedunlearn.fl.task import TrainPlan, drops_out
 from fedunlearn.seeds import Stream, client_seed, rng
 
 log = logging.getLogger("fedunlearn.rounds")
+MANY_EPOCHS = 10  # a method's server-side epochs beyond this many are logged as one line when they end
 
 Evaluate = Callable[[Params], tuple[float, float]]
 Curve = Callable[[Params], tuple[float | None, float | None]]  # a round's (test accuracy, loss), or (None, None)
@@ -103,6 +104,14 @@ class RoundLog(list[RoundRecord]):
         if replies is not None and replies.failures:
             shown += f" ({len(replies.failures)} failed: {replies.failures[0].error})"
         figures = "" if accuracy is None else f"  test acc {accuracy:.4f}  loss {loss:.4f}"
+        if unit == "epoch":  # the server's own epochs (distillation, ascent): many epochs log one line, at the end
+            spent = sum(r.wall_s for r in self if r.phase == tag and r.unit == "epoch")
+            log.log(
+                logging.INFO if round_ == total or total <= MANY_EPOCHS else logging.DEBUG,
+                "[%s] %d/%d epochs on the server%s  %.2fs", tag, round_, total, figures, spent,
+                extra={"phase": tag, "done": round_, "total": total, "unit": unit},
+            )  # fmt: skip
+            return record
         log.info(
             "[%s] round %d/%d%s  %s  %.2fs", tag, round_, total, figures, shown, wall,
             extra={"phase": tag, "done": round_, "total": total, "unit": unit},

@@ -76,9 +76,10 @@ class ClientTrainer(Protocol):
 class LocalTrainer:
     """The ClientApp's training, in this process: for unit tests and quick experiments without Ray."""
 
-    def __init__(self, task: TaskConfig, max_failures: int = 0) -> None:
+    def __init__(self, task: TaskConfig, max_failures: int = 0, device: str = "cpu") -> None:
         self.task = task
         self.max_failures = max_failures
+        self.device = torch.device(device)  # e.g. "cuda": benchmarks on a GPU machine without Ray
 
     def train(self, params: Params, seeds: Mapping[int, int], plan: TrainPlan, group: str) -> Replies:
         updates, dropped, failures = [], [], []
@@ -87,7 +88,7 @@ class LocalTrainer:
                 dropped.append(cid)
                 continue
             try:
-                updates.append(run_client(self.task, cid, params, plan, seed, torch.device("cpu"), group))
+                updates.append(run_client(self.task, cid, params, plan, seed, self.device, group))
             except Exception as err:  # a client's crash is reported like the ClientApp reports it
                 failures.append(ClientFailure(cid, f"{type(err).__name__}: {err}", traceback.format_exc()))
         return settle(group, Replies(updates, dropped, failures), self.max_failures)

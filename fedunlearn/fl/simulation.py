@@ -136,13 +136,13 @@ LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 AUTH_ENV = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")
 
 
-def _reload_ray_settings() -> None:
-    """Make this process's Ray read its environment again: the loopback switch (read at import) and the
-    authentication mode and token (cached by Ray's C++ core)."""
+def _reload_ray_settings(cluster: bool) -> None:
+    """Make this process's Ray read its settings again: the loopback switch (``cluster``: Ray's
+    ``ENABLE_RAY_CLUSTER``, read at import) and the authentication mode and token (cached by Ray's C++ core)."""
     from ray._private import ray_constants
     from ray._raylet import AuthenticationTokenLoader, Config  # type: ignore[attr-defined]
 
-    ray_constants.ENABLE_RAY_CLUSTER = os.environ.get(LOOPBACK_ENV, "1").lower() not in ("0", "false")
+    ray_constants.ENABLE_RAY_CLUSTER = cluster
     Config.initialize("{}")
     AuthenticationTokenLoader.instance().reset_cache()
 
@@ -151,11 +151,16 @@ def _reload_ray_settings() -> None:
 def private_ray() -> Iterator[None]:
     """For the block: a local Ray started in it binds to the loopback interface and requires a fresh random
     token; the token lives only in this process's environment (inherited by the Ray processes it starts), never
-    in a file. The environment is restored afterwards, so that a later ``ray=cluster`` run in the same process
-    uses its own settings."""
+    in a file. The environment and Ray's settings are restored afterwards, so that a later ``ray=cluster`` run in
+    the same process uses its own."""
+    from ray._private import ray_constants
+
+    if ray.is_initialized():
+        raise SimulationError("a private local Ray cannot start: Ray is already running in this process")
     saved = {k: os.environ.get(k) for k in (LOOPBACK_ENV, *AUTH_ENV)}
+    cluster = ray_constants.ENABLE_RAY_CLUSTER
     os.environ.update({LOOPBACK_ENV: "0", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)})
-    _reload_ray_settings()
+    _reload_ray_settings(False)
     try:
         yield
     finally:
@@ -164,7 +169,8 @@ def private_ray() -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-        _reload_ray_settings()
+        if not ray.is_initialized():  # a shutdown still under way keeps the settings it runs with
+            _reload_ray_settings(cluster)
 
 
 def _init(kwargs: dict[str, Any], where: str) -> None:

@@ -82,13 +82,17 @@ class TrainPlan:
     momentum: float
     max_grad_norm: float | None = None
     received_loss: bool = False  # also report the received model's mean loss on the client's data
+    optimizer: str = "sgd"  # sgd (with momentum) | adam (torch's defaults otherwise; a fresh state every round)
+    max_steps: int | None = None  # at most this many SGD steps per client, whatever ``epochs`` asks (None: no cap)
 
     @classmethod
     def from_config(
         cls, cfg: Config, epochs: float | None = None, max_grad_norm: float | None = None, received_loss: bool = False
     ) -> TrainPlan:
         epochs = cfg.fl.local_epochs if epochs is None else epochs
-        return cls(epochs, cfg.fl.lr, cfg.fl.batch_size, cfg.fl.momentum, max_grad_norm, received_loss)
+        return cls(
+            epochs, cfg.fl.lr, cfg.fl.batch_size, cfg.fl.momentum, max_grad_norm, received_loss, cfg.fl.optimizer
+        )
 
 
 @dataclass(frozen=True)
@@ -124,13 +128,19 @@ def train_local(
     if len(data) == 0:
         raise ValueError("a client with no training samples cannot train")
     to_device(model, device).train()
-    optimizer = torch.optim.SGD(model.parameters(), lr=plan.lr, momentum=plan.momentum)
+    optimizer: torch.optim.Optimizer
+    if plan.optimizer == "adam":
+        optimizer = torch.optim.Adam(model.parameters(), lr=plan.lr)
+    else:
+        optimizer = torch.optim.SGD(model.parameters(), lr=plan.lr, momentum=plan.momentum)
     loss_fn = nn.CrossEntropyLoss()
     x = torch.from_numpy(data.x).to(device)
     y = torch.from_numpy(data.y).to(device)
     generator = torch.Generator().manual_seed(seed)
     per_epoch = math.ceil(len(data) / plan.batch_size)
     steps = sgd_steps(len(data), plan.batch_size, plan.epochs)
+    if plan.max_steps is not None:
+        steps = min(steps, plan.max_steps)
     total = 0.0
     done = 0
     while done < steps:

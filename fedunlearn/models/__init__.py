@@ -37,6 +37,33 @@ def cnn(input_shape: tuple[int, ...], num_classes: int, hidden: int) -> nn.Modul
     )
 
 
+def flnet(input_shape: tuple[int, ...], num_classes: int, hidden: int, padding: tuple[int, int]) -> nn.Module:
+    """The CNN of most federated-unlearning papers: 5×5 conv 32 → ReLU → 2×2 max-pool → 5×5 conv 64 → ReLU → 2×2
+    max-pool → fc ``hidden`` → ReLU → fc classes. ``padding`` (2, 2) is IBM's FLNet of the PGA code (28×28 → 7·7·64 =
+    3136 into fc1), (0, 0) Crab's FedAvgCNN (28×28 → 4·4·64 = 1024)."""
+    if len(input_shape) != 3:
+        raise ValueError(f"model=flnet needs image-shaped inputs [C, H, W], got shape {list(input_shape)}")
+    side = list(input_shape[1:])
+    for p in padding:
+        side = [(s + 2 * p - 4) // 2 for s in side]
+    if min(side) < 1:
+        raise ValueError(
+            f"model=flnet with padding {list(padding)} leaves no feature map of {list(input_shape)} inputs"
+        )
+    return nn.Sequential(
+        nn.Conv2d(input_shape[0], 32, 5, padding=padding[0]),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 5, padding=padding[1]),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(64 * side[0] * side[1], hidden),
+        nn.ReLU(),
+        nn.Linear(hidden, num_classes),
+    )
+
+
 def _norm(channels: int) -> nn.GroupNorm:
     """GroupNorm with two groups (Hsieh et al., 2020): with 32 groups, small inputs' 1×1 feature maps in the last
     stage are normalised over 2 values each, and the net does not train (measured on digits)."""
@@ -79,13 +106,14 @@ def resnet18(input_shape: tuple[int, ...], num_classes: int, hidden: int) -> nn.
     return nn.Sequential(*layers)
 
 
-MODELS: dict[str, Callable[[tuple[int, ...], int, int], nn.Module]] = {"mlp": mlp, "cnn": cnn, "resnet18": resnet18}
+MODELS: dict[str, Callable[..., nn.Module]] = {"mlp": mlp, "cnn": cnn, "resnet18": resnet18, "flnet": flnet}
 
 
 def build_model(cfg: ModelConfig, input_shape: tuple[int, ...], num_classes: int, seed: int) -> nn.Module:
     """A freshly initialised model; the same ``seed`` gives the same weights."""
     if cfg.name not in MODELS:
         raise ValueError(f"unknown model {cfg.name!r}; allowed: {', '.join(MODELS)}")
+    extra = {} if cfg.padding is None else {"padding": tuple(cfg.padding)}
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return MODELS[cfg.name](input_shape, num_classes, cfg.hidden)
+        return MODELS[cfg.name](input_shape, num_classes, cfg.hidden, **extra)

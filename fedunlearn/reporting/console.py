@@ -5,7 +5,7 @@ from __future__ import annotations
 from fedunlearn.evaluation.catalog import COLUMNS, Column
 from fedunlearn.fl.fedavg import RoundRecord
 from fedunlearn.reporting.results import RunResult
-from fedunlearn.reporting.tables import cells, rows
+from fedunlearn.reporting.tables import cells, inexact_note, rows
 
 CONSOLE: tuple[Column, ...] = tuple(c for c in COLUMNS if c.console)
 
@@ -63,10 +63,7 @@ def summary(run: RunResult) -> str:
         against = " at the end, against retraining without all of them" if run.requests else ""
         lines.append(f"unlearning clients {run.forgotten}{against}:")
         lines.append(comparison_table(run))
-        inexact = [name for name, m in run.unlearning.items() if m.exact is False]
-        if inexact:
-            lines.append(
-                f"NOTE: {', '.join(inexact)} tolerated a ClientApp failure (fl.exact_reference=false) and is not "
-                "exact: every distance to retrain above is to an inexact reference"
-            )
+        note = inexact_note(run)
+        if note is not None:
+            lines.append(note)
     return "\n".join(lines)

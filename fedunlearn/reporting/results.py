@@ -212,14 +212,14 @@ def request_to_json(r: RequestResult) -> dict[str, Any]:
     }
 
 
-def _finite(value: Any) -> Any:
+def finite(value: Any) -> Any:
     """JSON has no inf/nan: they become null (a non-finite loss is also reported as training.diverged)."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k: finite(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_finite(v) for v in value]
+        return [finite(v) for v in value]
     return value
 
 
@@ -251,7 +251,7 @@ def to_json(run: RunResult) -> dict[str, Any]:
         out["certificates"] = run.certificates
     if run.placement is not None:
         out["placement"] = run.placement
-    return dict(_finite(out))
+    return dict(finite(out))
 
 
 def _round_of(d: dict[str, Any]) -> RoundRecord:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from fedunlearn.evaluation.catalog import COLUMNS, Column
+from fedunlearn.history.writer import atomic_write
 from fedunlearn.reporting.results import RunResult
 
 Row = dict[str, Any]  # "method" and one value per catalog column key
@@ -31,7 +32,8 @@ def rows(run: RunResult) -> list[Row]:
         spent = m.client_epochs > 0, m.bytes.total > 0
         out.append(
             {
-                "method": name if m.exact is not False else f"{name} (inexact)",
+                "method": name,
+                "exact": m.exact,
                 **m.metrics,
                 "wall_s": m.wall_s,
                 "client_epochs": m.client_epochs,
@@ -45,8 +47,22 @@ def rows(run: RunResult) -> list[Row]:
     return out
 
 
+def label(row: Row) -> str:
+    """The row's name as tables print it: a reference that tolerated a crashed client says it is inexact."""
+    return f"{row['method']} (inexact)" if row.get("exact") is False else str(row["method"])
+
+
+def inexact_note(run: RunResult) -> str | None:
+    """The line tables add under a run whose exact reference (retrain, rollback) missed a crashed client."""
+    names = [name for name, m in (run.unlearning or {}).items() if m.exact is False]
+    if not names:
+        return None
+    what = "every distance to retrain is to an inexact reference" if "retrain" in names else "it is not exact"
+    return f"NOTE: {', '.join(names)} tolerated a ClientApp failure (fl.exact_reference=false), so {what}"
+
+
 def cells(table: list[Row], columns: tuple[Column, ...] = COLUMNS) -> list[list[str]]:
-    return [[str(r["method"]), *(c.format(r.get(c.key)) for c in columns)] for r in table]
+    return [[label(r), *(c.format(r.get(c.key)) for c in columns)] for r in table]
 
 
 def header(columns: tuple[Column, ...] = COLUMNS) -> list[str]:
@@ -85,11 +101,12 @@ def write_comparison(run_dir: Path, run: RunResult) -> list[Path]:
     """Write comparison.md, comparison.tex and comparison.csv next to results.json."""
     table = rows(run)
     body, head = cells(table), header()
+    note = inexact_note(run)
     files = {
-        "comparison.md": markdown(body, head),
-        "comparison.tex": latex(body, head),
-        "comparison.csv": csv_text(table, ["method", *(c.key for c in COLUMNS)]),
+        "comparison.md": markdown(body, head) + ("" if note is None else f"\n{note}\n"),
+        "comparison.tex": latex(body, head) + ("" if note is None else f"% {note}\n"),
+        "comparison.csv": csv_text(table, ["method", "exact", *(c.key for c in COLUMNS)]),
     }
     for name, text in files.items():
-        (run_dir / name).write_text(text)
+        atomic_write(run_dir / name, text.encode())
     return [run_dir / n for n in files]

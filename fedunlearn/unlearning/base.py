@@ -8,6 +8,7 @@ of ``unlearning.methods``; nothing else lists it.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -104,11 +105,11 @@ class UnlearningContext:
         return [(first + i, sample_clients(pool, self.cfg.fl.fraction_train, generator)) for i in range(count)]
 
     def recover(
-        self, params: Params, rounds: int, tag: str, max_grad_norm: float | None = None
+        self, params: Params, rounds: int, tag: str, max_grad_norm: float | None = None, max_steps: int | None = None
     ) -> tuple[Params, RoundLog]:
         """``rounds`` FedAvg rounds with the remaining clients from ``params`` (training's local SGD, its steps
-        clipped to ``max_grad_norm`` if given)."""
-        plan = self.plan(max_grad_norm=max_grad_norm)
+        clipped to ``max_grad_norm`` and capped at ``max_steps`` per client if given)."""
+        plan = dataclasses.replace(self.plan(max_grad_norm=max_grad_norm), max_steps=max_steps)
         return replay_rounds(
             self.trainer, params, self.new_rounds(rounds), plan, self.cfg.seed, self.curve, tag,
             stream=Stream.RECOVERY,

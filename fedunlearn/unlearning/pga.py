@@ -55,6 +55,7 @@ class PGAParams:
     batch_size: int = spec(ge=1)
     clip: float = spec(gt=0.0)  # gradient norm clip
     post_rounds: int = spec(ge=0)  # FL rounds with the remaining clients afterwards
+    post_max_steps: int | None = spec(ge=1)  # local SGD steps per client in those rounds at most (null: no cap)
 
 
 def pga_radius(squared_distances: np.ndarray, fraction: float) -> float:
@@ -145,7 +146,9 @@ class PGA(UnlearningMethod[PGAParams]):
         outcome.info.update({"ascent_epochs": epochs_run, "ascent_steps": steps, "stopped_early": rule != "epochs"})
         outcome.stop = Stop(rule, steps)
         if p.post_rounds:
-            outcome.params, post = ctx.recover(outcome.params, p.post_rounds, f"{self.name}-post")
+            outcome.params, post = ctx.recover(
+                outcome.params, p.post_rounds, f"{self.name}-post", max_steps=p.post_max_steps
+            )
             outcome.rounds.extend(post)
         return outcome
 

@@ -20,8 +20,8 @@ cd "$(dirname "$0")/../.."
 export RAY_ADDRESS RAY_AUTH_MODE
 token_file="${RAY_AUTH_TOKEN_PATH:-$HOME/.ray/auth_token}"
 if [[ "$RAY_AUTH_MODE" == token && -z "${RAY_AUTH_TOKEN:-}" && -f "$token_file" \
-      && -n "$(find "$token_file" -maxdepth 0 -perm /077)" ]]; then
-    echo "submit.sh: $token_file is readable by other users (mode $(stat -c %a "$token_file")): chmod 600 $token_file" >&2
+      && -n "$(find -L "$token_file" -maxdepth 0 -perm /077)" ]]; then
+    echo "submit.sh: $token_file is readable by other users (mode $(stat -L -c %a "$token_file")): chmod 600 $token_file" >&2
     exit 2
 fi
 exec ray job submit \

@@ -83,7 +83,8 @@ def _every_partition(partitioner: Partitioner, num_clients: int) -> list[np.ndar
     partitioner.load_partition(0)
     rows = getattr(partitioner, "_partition_id_to_indices", None)
     if isinstance(rows, dict) and sorted(rows) == list(range(num_clients)):
-        index = np.asarray(partitioner.dataset.with_format("numpy")["index"], dtype=np.int64)
+        # one slice of the whole column (indexing the column by name iterates it row by row in datasets >= 4)
+        index = np.asarray(partitioner.dataset.with_format("numpy")[:]["index"], dtype=np.int64)
         return [index[np.asarray(rows[cid], dtype=np.int64)] for cid in range(num_clients)]
     return one_by_one(partitioner, num_clients)
 

@@ -3,7 +3,15 @@
 warm-up, periodic correction, abnormal (a coordinate above τ) and final-tuning rounds.
 
 Clients return model updates (≈ −lr·gradient), not gradients, so the curvature pairs are (ΔW, −ΔG) and the
-estimate is ĝ_k = U_k^t − H̃_k (M̂^t − M^t): the same method with the update's sign."""
+estimate is ĝ_k = U_k^t − H̃_k (M̂^t − M^t): the same method with the update's sign.
+
+Abnormality fixing, as the paper defines it (§ "Optimization strategies"): an estimate with a coordinate above τ is
+computed exactly by its client instead; τ_t is the value that at most a share α of the coordinates of round t's
+stored updates (the remaining participants') exceed, and τ = max_t τ_t over the stored rounds
+(``tau_scope: global``). The paper compares coordinates with τ; fedunlearn compares their absolute values (a large
+negative coordinate is as abnormal). The paper's α is not stated; ``tau_quantile`` = 1 − α defaults to 1 − 10⁻⁶,
+as two public re-implementations set it. ``tau_scope: round`` (with ``tau_factor``) is fedunlearn's earlier rule,
+τ = factor × the round's own quantile. There is no official code."""
 
 from __future__ import annotations
 
@@ -26,8 +34,9 @@ class FedRecoverParams:
     correction_period: int = spec(ge=1)  # T_c
     final_rounds: int = spec(ge=0)  # T_f
     buffer_size: int = spec(ge=1)  # s
-    tau_quantile: float = spec(ge=0.0, le=1.0)
-    tau_factor: float = spec(gt=0.0)
+    tau_quantile: float = spec(ge=0.0, le=1.0)  # 1 − α: τ_t is this quantile of |U| over round t's stored updates
+    tau_factor: float = spec(gt=0.0)  # τ = factor × (max_t τ_t, or the round's τ_t); the paper: 1
+    tau_scope: str = spec(choices=("global", "round"))  # global: τ = max over rounds (the paper); round: τ_t
 
 
 class PairBuffer:
@@ -52,6 +61,14 @@ class PairBuffer:
 
 @register("fedrecover")
 class FedRecover(UnlearningMethod[FedRecoverParams]):
+    def _tau_t(self, ctx: UnlearningContext, t: int, stored: dict[int, np.ndarray] | None = None) -> float:
+        """τ_t: the ``tau_quantile`` of |coordinates| of round t's stored updates of the remaining participants."""
+        cids = ctx.remaining(t)
+        if not cids:
+            return 0.0
+        values = stored if stored is not None else {c: flatten(ctx.history.client_update(t, c)) for c in cids}
+        return float(np.quantile(np.abs(np.concatenate([values[c] for c in cids])), self.params.tau_quantile))
+
     def validate(self, cfg: Config) -> None:
         require_every_round(cfg, self.name)
         if self.params.warmup_rounds <= self.params.buffer_size:
@@ -63,6 +80,7 @@ class FedRecover(UnlearningMethod[FedRecoverParams]):
         last = len(rounds)
         plan = ctx.plan()
         params = ctx.history.global_model(rounds[0])
+        tau_global = p.tau_factor * max((self._tau_t(ctx, t) for t in rounds), default=0.0)
         buffers: dict[int, PairBuffer] = {}
         exact, needed, abnormal = 0, 0, 0
         outcome = UnlearningOutcome(params)
@@ -78,7 +96,7 @@ class FedRecover(UnlearningMethod[FedRecoverParams]):
             scheduled = index <= p.warmup_rounds or index % p.correction_period == 0 or index > last - p.final_rounds
             estimates: dict[int, np.ndarray] = {}
             if not scheduled:
-                tau = p.tau_factor * float(np.quantile(np.abs(np.concatenate(list(stored.values()))), p.tau_quantile))
+                tau = tau_global if p.tau_scope == "global" else p.tau_factor * self._tau_t(ctx, t, stored)
                 for c in cids:
                     buf = buffers.get(c)
                     if buf is None or len(buf) == 0:
@@ -105,6 +123,7 @@ class FedRecover(UnlearningMethod[FedRecoverParams]):
             ctx.step(outcome.rounds, self.name, index, last, params, t0, used, replies, unit="round")
         outcome.params = params
         outcome.info = {
+            "tau": tau_global if p.tau_scope == "global" else None,
             "exact_updates": exact,
             "retrain_updates": needed,
             "exact_share": exact / needed if needed else 0.0,

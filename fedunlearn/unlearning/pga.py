@@ -17,8 +17,10 @@ predetermined threshold τ"): the paper does not say which data; fedunlearn meas
 clients' own training data — the only data the unlearning client has — with τ = ``stop_accuracy``.
 
 The ascent runs where the leaving clients' data are: here on the server with their data, counted as their
-client-epochs and as one model sent to them and one back. Several leaving clients ascend together on their pooled
-data, w_u the mean of their last local models.
+client-epochs and as one model sent to them and one back. Several leaving clients (the code handles one) ascend
+together on their pooled data; w_ref and w_u come from the last round any of them took part in, w_u the mean of
+the local models of those of them in that round. Needs every round stored (``history.interval=1``): w_ref and w_u
+are the last such round's, as the code's.
 """
 
 from __future__ import annotations
@@ -30,13 +32,19 @@ import numpy as np
 import torch
 from torch import nn
 
-from fedunlearn.config import spec
+from fedunlearn.config import Config, spec
 from fedunlearn.evaluation import metrics
 from fedunlearn.fl.params import Params, add, get_params, set_params, weighted_sum
 from fedunlearn.fl.task import predict_logits
 from fedunlearn.models import build_model
 from fedunlearn.seeds import Stream, torch_seed
-from fedunlearn.unlearning.base import Stop, UnlearningContext, UnlearningMethod, UnlearningOutcome
+from fedunlearn.unlearning.base import (
+    Stop,
+    UnlearningContext,
+    UnlearningMethod,
+    UnlearningOutcome,
+    require_every_round,
+)
 from fedunlearn.unlearning.registry import register
 
 STOPS = ("distance", "accuracy")
@@ -89,6 +97,9 @@ def _mean(models: list[Params]) -> Params:
 @register("pga")
 class PGA(UnlearningMethod[PGAParams]):
     """Projected gradient ascent on the leaving clients' data, then FL rounds without them."""
+
+    def validate(self, cfg: Config) -> None:
+        require_every_round(cfg, self.name)
 
     def unlearn(self, ctx: UnlearningContext) -> UnlearningOutcome:
         p, data = self.params, ctx.data

@@ -1,8 +1,9 @@
 """PUF (Mora, Mazzocca, Montanari, Bellavista, arXiv 2504.05822): negated pseudo-gradients, then recovery rounds.
 
 As the authors' code does it (alessiomora/puf_unlearning @ 9c89bd7, ``main_puf.py``): in the unlearning round the
-leaving clients train one ordinary local epoch from the global model w (here through Flower, like any round) and
-send Δ_u = w_u − w;
+leaving clients train as in an ordinary round from the global model w (here through Flower, like any round; the
+authors' training uses one local epoch and so does their unlearning round: ``epochs: null`` trains what training's
+clients train, ``fl.local_epochs``, so that Δ_u is an ordinary round's update) and send Δ_u = w_u − w;
 
 * ``variant: special`` (only the leaving clients train): w ← w − η_s · Σ_u (n_u / Σ_U n) Δ_u, η_s = 2;
 * ``variant: regular`` (a normal round, the remaining clients R train too):
@@ -35,7 +36,7 @@ class PUFParams:
     variant: str = spec(choices=VARIANTS)
     eta_special: float = spec(gt=0.0)  # η_u of variant=special
     eta_regular: float = spec(gt=0.0)  # η_u of variant=regular
-    epochs: float = spec(gt=0.0)  # the leaving clients' local epochs in the unlearning round
+    epochs: float | None = spec(gt=0.0)  # the leaving clients' local epochs then (null: fl.local_epochs)
     recovery: RecoveryParams = field(default_factory=RecoveryParams)
 
 

@@ -50,15 +50,17 @@ def psi_star(epsilon: float, sigma: float, num_clients: int) -> float:
 
 
 def sensitivities(steps: list[tuple[dict[int, float], dict[int, float]]], clients: list[int]) -> np.ndarray:
-    """Ψ after each round (row t, t = 0 before any) for ``clients`` (columns), from each round's (distance
-    ‖θ^{t+1} − θ_c^{t+1}‖ of each client's local model to the new aggregate, client weight p by client)."""
+    """Ψ after each round (row t, t = 0 before any) for ``clients`` (columns), from each round's (distance, client
+    weight p) by client: the distance ‖θ^{t+1} − θ_c^{t+1}‖ of the client's local model to the new aggregate adds
+    p/(1 − p) of it. A client alone in its round (p = 1) passes the round's whole move ‖θ^{t+1} − θ^t‖ instead, and
+    it counts in full: without the client there is no aggregate, and the model would not have moved."""
     psi = np.zeros((len(steps) + 1, len(clients)))
     for t, (distances, weights) in enumerate(steps, start=1):
         psi[t] = psi[t - 1]
         for j, c in enumerate(clients):
             if c in distances:
                 p = weights[c]
-                psi[t, j] += p / (1 - p) * distances[c]
+                psi[t, j] += (p / (1 - p) if p < 1 else 1.0) * distances[c]
     return psi
 
 
@@ -76,6 +78,13 @@ def round_distances(
     start = history.global_model(t)
     new = history.global_model(rounds[i + 1]) if i + 1 < len(rounds) else trained
     return distances_to(new, start, {c: history.client_update(t, c) for c in cids})
+
+
+def global_move(history: HistoryStore, rounds: list[int], i: int, trained: Params) -> float:
+    """‖θ^{t+1} − θ^t‖ of the i-th round (θ^{t+1}: the next round's start, or the trained model after the last)."""
+    start = history.global_model(rounds[i])
+    new = history.global_model(rounds[i + 1]) if i + 1 < len(rounds) else trained
+    return float(np.sqrt(sum(float(np.sum((new[k].astype(np.float64) - start[k]) ** 2)) for k in start)))
 
 
 @register("sifu")
@@ -97,12 +106,17 @@ class SIFU(UnlearningMethod[SIFUParams]):
         for i, t in enumerate(rounds):
             cids = h.participants(t)
             weights = sample_weights([h.num_examples(t, c) for c in cids]) if cids else []
+            distances = round_distances(h, rounds, i, ctx.trained, [c for c in cids if c in ctx.forget])
+            if len(cids) == 1 and cids[0] in ctx.forget:  # a forgotten client alone in the round: its whole move
+                distances = {cids[0]: global_move(h, rounds, i, ctx.trained)}
+                weights = [1.0]
             steps.append(
                 (
-                    round_distances(h, rounds, i, ctx.trained, [c for c in cids if c in ctx.forget]),
-                    {c: (w if p.psi_weight == "round" else 1.0 / total) for c, w in zip(cids, weights, strict=True)},
+                    distances,
+                    {c: (w if p.psi_weight == "round" or w == 1.0 else 1.0 / total)
+                     for c, w in zip(cids, weights, strict=True)},
                 )
-            )
+            )  # fmt: skip
         bound = psi_star(p.epsilon, p.sigma, total)
         psi = sensitivities(steps, sorted(ctx.forget)).max(axis=1)
         admissible = int(np.nonzero(psi <= bound)[0].max())  # aggregations before the restart (0: the initial model)

@@ -84,3 +84,50 @@ def test_replay_with_estimated_updates(tmp_path: Path, warmup: int, period: int,
         model = model + step
     np.testing.assert_allclose(flat(out.params), model, atol=1e-5)
     assert out.info["exact_updates"] == len(exact) * 4 and out.info["retrain_updates"] == E * 4
+
+
+@pytest.mark.parametrize(("scope", "quantile", "factor"), [("global", 0.999999, 1.0), ("global", 0.9, 1.0),
+                                                          ("round", 0.99, 1.2)])  # fmt: skip
+def test_abnormal_estimates_are_computed_exactly(tmp_path: Path, scope: str, quantile: float, factor: float) -> None:
+    """Abnormality fixing: an estimate with a coordinate above τ is computed by its client; the paper's τ is
+    max_t τ_t, τ_t the (1 − α) quantile of round t's stored updates (fedunlearn: of their absolute values);
+    ``round`` uses the replayed round's own τ_t. The exact update also refreshes the client's curvature pairs."""
+    E, size, warmup, period, final = 12, 2, 3, 6, 1
+    h = random_history(tmp_path, rounds=E, clients=5, seed=11, participation=1.0)
+    trainer = CurvedTrainer(h)
+    ctx = context(h, [0], trainer, "unlearning.methods=[fedrecover]", f"unlearning.fedrecover.warmup_rounds={warmup}",
+                  f"unlearning.fedrecover.correction_period={period}", f"unlearning.fedrecover.final_rounds={final}",
+                  f"unlearning.fedrecover.buffer_size={size}", f"unlearning.fedrecover.tau_scope={scope}",
+                  f"unlearning.fedrecover.tau_quantile={quantile}",
+                  f"unlearning.fedrecover.tau_factor={factor}")  # fmt: skip
+    out = unlearning.create("fedrecover", ctx.cfg).unlearn(ctx)
+    keep = {t: [c for c in h.participants[t] if c != 0] for t in range(1, E + 1)}
+    tau_t = {t: np.quantile(np.abs(np.concatenate([flat(h.updates[t][c]) for c in keep[t]])), quantile)
+             for t in keep}  # fmt: skip
+    model = flat(h.globals[1])
+    pairs: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
+    abnormal = 0
+    for t in range(1, E + 1):
+        scheduled = t <= warmup or t % period == 0 or t > E - final
+        tau = factor * (max(tau_t.values()) if scope == "global" else tau_t[t])
+        shift = model - flat(h.globals[t])
+        n = np.array([h.counts[c] for c in keep[t]], float)
+        step = np.zeros_like(model)
+        for pk, c in zip(n / n.sum(), keep[t], strict=True):
+            U = flat(h.updates[t][c])
+            g = None
+            if not scheduled:
+                S = np.stack([s for s, _ in pairs[c]], axis=1)
+                Y = np.stack([y for _, y in pairs[c]], axis=1)
+                g = U - bfgs(S, Y) @ shift
+                if np.max(np.abs(g)) > tau:
+                    abnormal, g = abnormal + 1, None
+            if g is None:  # computed by the client: its exact update, and a new curvature pair
+                g = U - 0.5 * shift
+                if shift @ shift > 0:
+                    pairs[c] = [*pairs.get(c, []), (shift, U - g)][-size:]
+            step += pk * g
+        model = model + step
+    np.testing.assert_allclose(flat(out.params), model, atol=1e-5)
+    assert out.info["abnormal_updates"] == abnormal
+    assert (abnormal > 0) == (quantile < 0.99999 or scope == "round"), abnormal

@@ -15,7 +15,16 @@ from fedunlearn.unlearning.fednot import negate_first_layers
 from fedunlearn.unlearning.fedquit import fedquit_loss
 from fedunlearn.unlearning.puf import puf_step
 from fedunlearn.unlearning.sifu import psi_star, sensitivities
-from tests.reference.conftest import SHAPES, TOL, ScriptedTrainer, context, flat, random_history
+from tests.reference.conftest import (
+    SHAPES,
+    TOL,
+    ScriptedTrainer,
+    context,
+    cosine_oracle,
+    flat,
+    kl_oracle,
+    random_history,
+)
 
 
 def _rand(rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -38,14 +47,14 @@ def test_puf_special_and_regular_steps_are_the_codes() -> None:
     np.testing.assert_allclose(flat(puf_step(leaving, remaining, 20.0, "regular")), regular, atol=TOL)
 
 
-def test_puf_trains_the_leaving_clients_one_epoch_then_recovers(tmp_path: Path) -> None:
+def test_puf_trains_the_leaving_clients_as_training_did_then_recovers(tmp_path: Path) -> None:
     h = random_history(tmp_path, rounds=4, clients=5, seed=21)
     trainer = ScriptedTrainer(6, seed=21)
     ctx = context(h, [0, 2], trainer, "unlearning.methods=[puf]", "unlearning.puf.recovery.stop=rounds",
                   "unlearning.puf.recovery.max_rounds=2")  # fmt: skip
     out = unlearning.create("puf", ctx.cfg).unlearn(ctx)
     group, _, asked, plan = trainer.calls[0]
-    assert asked == [0, 2] and plan.epochs == 1 and group == "puf-unlearn-5"
+    assert asked == [0, 2] and plan.epochs == ctx.cfg.fl.local_epochs and group == "puf-unlearn-5"
     # the scripted clients' Δ is their direction; both hold 10 samples in the scripted replies
     expected = flat(ctx.trained) - 2.0 * (flat(trainer.directions[0]) + flat(trainer.directions[2])) / 2
     assert out.rounds[0].clients == [0, 2]
@@ -119,10 +128,10 @@ def test_crab_windows_rounds_and_clients() -> None:
         if len(window) < 2:
             rounds = [start]
         else:
-            kl = [parameter_kl(window[j], window[j + 1]) for j in range(len(window) - 1)]
+            kl = [kl_oracle(window[j], window[j + 1]) for j in range(len(window) - 1)]
             rounds = [start + int(j) for j in np.argsort(kl)[::-1][: int(len(window) * 0.6)]]
         for r in rounds:
-            scores = [similarity(models[r + 1], locals_of[r][c]) for c in range(4)]
+            scores = [cosine_oracle(models[r + 1], locals_of[r][c]) for c in range(4)]
             oracle[r] = [int(c) for c in np.argsort(scores)[::-1][:2]]
     assert kept == dict(sorted(oracle.items()))
 

@@ -68,6 +68,7 @@ def write_certificate(
             "parameters": dataclasses.asdict(getattr(cfg.unlearning, name)),
             "wall_s": result.wall_s,
             "client_epochs": result.client_epochs,
+            "compute": None if result.compute is None else result.compute.to_json(),
             "bytes": dataclasses.asdict(result.bytes),
             "model_after": _file(run_dir, model_after),
             "evidence": {k: result.metrics.get(k) for k in EVIDENCE},

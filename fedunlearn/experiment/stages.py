@@ -34,6 +34,7 @@ from fedunlearn.history.writer import BackgroundWriter, FileWriter
 from fedunlearn.models import build_model
 from fedunlearn.reporting.results import (
     Bytes,
+    Compute,
     Divergence,
     HistoryInfo,
     MethodResult,
@@ -203,6 +204,7 @@ class Training:
             num_parameters,
             Bytes(s.cost.bytes_to_clients, s.cost.bytes_from_clients),
             s.diverged,
+            Compute.of(s.cost),
         )
 
 
@@ -335,8 +337,7 @@ def sequential(run: Run, training: Training) -> tuple[Params, Unlearned]:
     costs = [r.result for r in requests]
     total = MethodRun(
         sum(m.wall_s for m in costs),
-        sum((Cost(m.rounds, m.client_updates, m.client_epochs, m.bytes.to_clients, m.bytes.from_clients)
-             for m in costs), Cost()),
+        sum((m.cost() for m in costs), Cost()),
         [],
         {"requests": len(requests), "sequential": True},
         None,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Protocol
 
 import torch
@@ -96,32 +96,25 @@ class LocalTrainer:
 
 @dataclass
 class Cost:
-    """What the server asked of the clients: federated rounds, client replies, epochs of local SGD, and the
-    model bytes sent each way."""
+    """What a phase spent: federated rounds, client replies, epochs of local SGD, the model bytes sent each way,
+    and its compute in samples: passes of a sample through the model with a backward pass (training) and without
+    (forward only), by the clients on their data and by the server on its own (see ``Compute``)."""
 
     rounds: int = 0
     client_updates: int = 0
     client_epochs: float = 0.0
     bytes_to_clients: int = 0
     bytes_from_clients: int = 0
+    client_train_samples: float = 0.0
+    client_forward_samples: float = 0.0
+    server_train_samples: float = 0.0
+    server_forward_samples: float = 0.0
 
     def __sub__(self, other: Cost) -> Cost:
-        return Cost(
-            self.rounds - other.rounds,
-            self.client_updates - other.client_updates,
-            self.client_epochs - other.client_epochs,
-            self.bytes_to_clients - other.bytes_to_clients,
-            self.bytes_from_clients - other.bytes_from_clients,
-        )
+        return Cost(**{f.name: getattr(self, f.name) - getattr(other, f.name) for f in fields(Cost)})
 
     def __add__(self, other: Cost) -> Cost:
-        return Cost(
-            self.rounds + other.rounds,
-            self.client_updates + other.client_updates,
-            self.client_epochs + other.client_epochs,
-            self.bytes_to_clients + other.bytes_to_clients,
-            self.bytes_from_clients + other.bytes_from_clients,
-        )
+        return Cost(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(Cost)})
 
 
 @dataclass
@@ -142,13 +135,31 @@ class CostMeter:
         self.cost.rounds += 1
         self.cost.client_updates += len(replies)
         self.cost.client_epochs += sum(u.epochs for u in replies)
+        self.cost.client_train_samples += sum(u.epochs * u.num_examples for u in replies)
+        if plan.received_loss:  # each client evaluated the model it received on its data first
+            self.cost.client_forward_samples += sum(u.num_examples for u in replies)
         self.cost.bytes_to_clients += len(seeds) * nbytes(params)
         self.cost.bytes_from_clients += sum(nbytes(u.params) for u in replies)
         return replies
 
-    def charge(self, epochs: float = 0.0, to_clients: int = 0, from_clients: int = 0) -> None:
-        """Client work done outside ``train`` (e.g. a leaving client's local step computed by the server on its
-        behalf): its epochs and the model bytes the real exchange would send."""
+    def charge(
+        self,
+        epochs: float = 0.0,
+        to_clients: int = 0,
+        from_clients: int = 0,
+        *,
+        client_train_samples: float = 0.0,
+        client_forward_samples: float = 0.0,
+        server_train_samples: float = 0.0,
+        server_forward_samples: float = 0.0,
+    ) -> None:
+        """Work done outside ``train``: a client's computed by the server on its behalf (a leaving client's step,
+        a federated evaluation) — its epochs, samples and the model bytes the real exchange would send — and the
+        server's own training and forward passes (distillation, a stop rule's test evaluation)."""
         self.cost.client_epochs += epochs
         self.cost.bytes_to_clients += to_clients
         self.cost.bytes_from_clients += from_clients
+        self.cost.client_train_samples += client_train_samples
+        self.cost.client_forward_samples += client_forward_samples
+        self.cost.server_train_samples += server_train_samples
+        self.cost.server_forward_samples += server_forward_samples

@@ -37,7 +37,9 @@ def summary(run: RunResult) -> str:
     last = train.rounds[-1]
     accuracy = "-" if last.test_accuracy is None else f"{last.test_accuracy:.4f}"
     lines = [
-        f"training: {len(train.rounds)} rounds, {train.client_epochs:g} client-epochs, "
+        f"training: {len(train.rounds)} rounds, {train.client_epochs:g} client-epochs"
+        + ("" if train.compute is None else f" ({train.compute.sge / 1e6:.2f} M SGE)")
+        + ", "
         f"{train.bytes.total / 1e6:.1f} MB exchanged, {train.wall_s:.1f}s; final test accuracy {accuracy}",
         f"history: {hist.rounds_stored} rounds stored, {hist.bytes / 1e6:.2f} MB ({hist.dtype}, "
         f"interval {hist.interval})",

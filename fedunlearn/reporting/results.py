@@ -44,6 +44,44 @@ class Bytes:
         return self.to_clients + self.from_clients
 
 
+FORWARD_SHARE = 1 / 3  # a forward pass alone, in training passes (backward ≈ 2 forwards: 6N vs 2N FLOPs per sample)
+
+
+@dataclass(frozen=True)
+class Compute:
+    """A phase's compute in sample-gradient equivalents (SGE): one sample through the model forward and backward
+    counts 1, a forward pass alone ⅓ (the backward pass costs about twice the forward's FLOPs; Kaplan et al. 2020:
+    6N against 2N FLOPs per sample for N parameters). Parts: the clients' training and forward-only passes on their
+    data (received-model losses, federated evaluations, a leaving client's check), the server's on its own data
+    (distillation, a stop rule's test evaluation). Not counted, for any method: vector arithmetic on parameters
+    (aggregation, calibration, distances, L-BFGS products, selection scores) — O(|θ|) per client and round, the
+    order of the aggregation retrain does too, against O(samples · |θ|) for training — and the run's own
+    measurements (the metrics, ``evaluation.curves``)."""
+
+    client_training: float
+    client_forward: float
+    server_training: float
+    server_forward: float
+
+    @property
+    def sge(self) -> float:
+        return self.client_training + self.server_training + FORWARD_SHARE * (self.client_forward + self.server_forward)
+
+    @classmethod
+    def of(cls, cost: Cost) -> Compute:
+        return cls(cost.client_train_samples, cost.client_forward_samples, cost.server_train_samples,
+                   cost.server_forward_samples)  # fmt: skip
+
+    def to_json(self) -> dict[str, float]:
+        return {"sge": _number(self.sge), **{k: _number(v) for k, v in dataclasses.asdict(self).items()}}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any] | None) -> Compute | None:
+        if d is None:
+            return None
+        return cls(d["client_training"], d["client_forward"], d["server_training"], d["server_forward"])
+
+
 @dataclass(frozen=True)
 class Speedup:
     """Retrain's cost / the method's, measured in the same run (None: the method spent none of it)."""
@@ -51,6 +89,7 @@ class Speedup:
     client_epochs: float | None
     wall: float | None
     bytes: float | None
+    compute: float | None = None
 
 
 @dataclass(frozen=True)
@@ -81,6 +120,7 @@ class MethodResult:
     info: dict[str, Any]
     stop: Stop | None = None
     exact: bool | None = None  # None: an approximate method; False: an exact one that missed a crashed client
+    compute: Compute | None = None
 
     @classmethod
     def of(cls, clients: list[int], run: MethodRun, metrics: Metrics, reference: MethodRun | None) -> MethodResult:
@@ -92,6 +132,7 @@ class MethodResult:
                 ratio(r.client_epochs, c.client_epochs),
                 ratio(reference.wall_s, run.wall_s),
                 ratio(r.bytes_to_clients + r.bytes_from_clients, c.bytes_to_clients + c.bytes_from_clients),
+                ratio(Compute.of(r).sge, Compute.of(c).sge),
             )
         return cls(
             clients,
@@ -106,7 +147,18 @@ class MethodResult:
             run.info,
             run.stop,
             run.exact,
+            Compute.of(c),
         )
+
+    def cost(self) -> Cost:
+        """The phase's Cost again (sequential requests add theirs up)."""
+        compute = self.compute or Compute(0.0, 0.0, 0.0, 0.0)
+        return Cost(
+            rounds=self.rounds, client_updates=self.client_updates, client_epochs=self.client_epochs,
+            bytes_to_clients=self.bytes.to_clients, bytes_from_clients=self.bytes.from_clients,
+            client_train_samples=compute.client_training, client_forward_samples=compute.client_forward,
+            server_train_samples=compute.server_training, server_forward_samples=compute.server_forward,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -136,6 +188,7 @@ class TrainingResult:
     num_parameters: int
     bytes: Bytes
     diverged: Divergence | None = None
+    compute: Compute | None = None
 
 
 @dataclass(frozen=True)
@@ -198,6 +251,7 @@ def _method(m: MethodResult) -> dict[str, Any]:
         "info": m.info,
         "stop": None if m.stop is None else dataclasses.asdict(m.stop),
         "exact": m.exact,
+        "compute": None if m.compute is None else m.compute.to_json(),
     }
 
 
@@ -236,6 +290,7 @@ def to_json(run: RunResult) -> dict[str, Any]:
             "num_parameters": t.num_parameters,
             "bytes": dataclasses.asdict(t.bytes),
             "diverged": None if t.diverged is None else dataclasses.asdict(t.diverged),
+            "compute": None if t.compute is None else t.compute.to_json(),
         },
         "history": dataclasses.asdict(run.history),
     }
@@ -278,12 +333,15 @@ def _method_of(d: dict[str, Any]) -> MethodResult:
         d.get("client_updates", 0),
         d["rounds"],
         Bytes(nbytes.get("to_clients", 0), nbytes.get("from_clients", 0)),
-        None if speed is None else Speedup(speed.get("client_epochs"), speed.get("wall"), speed.get("bytes")),
+        None
+        if speed is None
+        else Speedup(speed.get("client_epochs"), speed.get("wall"), speed.get("bytes"), speed.get("compute")),
         dict(d["metrics"]),
         [_round_of(r) for r in d.get("recovery_rounds", [])],
         dict(d.get("info", {})),
         None if stop is None else Stop(stop["rule"], stop["after"]),
         d.get("exact"),
+        Compute.from_json(d.get("compute")),
     )
 
 
@@ -307,6 +365,7 @@ def from_json(doc: dict[str, Any]) -> RunResult:
             t.get("num_parameters", 0),
             Bytes(nbytes.get("to_clients", 0), nbytes.get("from_clients", 0)),
             None if diverged is None else Divergence(diverged["round"], diverged["reason"]),
+            Compute.from_json(t.get("compute")),
         ),
         history=HistoryInfo(h["bytes"], h["rounds_stored"], h["dtype"], h["interval"], h["path"]),
         before_unlearning=doc["before_unlearning"]["metrics"] if "before_unlearning" in doc else None,

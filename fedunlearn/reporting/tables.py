@@ -23,13 +23,14 @@ def rows(run: RunResult) -> list[Row]:
             **(run.before_unlearning or {}),
             "wall_s": train.wall_s,
             "client_epochs": train.client_epochs,
+            "compute": None if train.compute is None else train.compute.sge / 1e6,
             "rounds": len(train.rounds),
             "megabytes": train.bytes.total / 1e6,
         }
     ]
     for name, m in (run.unlearning or {}).items():
         speed = m.speedup_vs_retrain
-        spent = m.client_epochs > 0, m.bytes.total > 0
+        spent = m.client_epochs > 0, m.bytes.total > 0, m.compute is not None and m.compute.sge > 0
         out.append(
             {
                 "method": name,
@@ -37,9 +38,11 @@ def rows(run: RunResult) -> list[Row]:
                 **m.metrics,
                 "wall_s": m.wall_s,
                 "client_epochs": m.client_epochs,
+                "compute": None if m.compute is None else m.compute.sge / 1e6,
                 "rounds": m.rounds,
                 "megabytes": m.bytes.total / 1e6,
                 "speedup_epochs": None if speed is None else (speed.client_epochs if spent[0] else float("inf")),
+                "speedup_compute": None if speed is None else (speed.compute if spent[2] else float("inf")),
                 "speedup_wall": None if speed is None else speed.wall,
                 "speedup_bytes": None if speed is None else (speed.bytes if spent[1] else float("inf")),
             }

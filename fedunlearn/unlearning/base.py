@@ -91,6 +91,10 @@ class UnlearningContext:
         gone = set(self.forget)
         return [c for c in range(self.cfg.fl.num_clients) if c not in gone]
 
+    def samples_of(self, cids: list[int]) -> int:
+        """How many training samples ``cids`` hold together."""
+        return sum(len(self.data.partitions[c]) for c in cids)
+
     @property
     def last_round(self) -> int:
         rounds = self.history.rounds()
@@ -120,7 +124,10 @@ class UnlearningContext:
         the model goes to every remaining client (its bytes are counted), no client trains."""
         if self.evaluate_remaining is None:
             raise ValueError("this context has no federated evaluation (evaluate_remaining)")
-        self.trainer.charge(to_clients=nbytes(params) * len(self.remaining_clients()))
+        remaining = self.remaining_clients()
+        self.trainer.charge(
+            to_clients=nbytes(params) * len(remaining), client_forward_samples=self.samples_of(remaining)
+        )
         t0 = time.perf_counter()
         result = self.evaluate_remaining(params)
         self.evaluations += 1
@@ -144,6 +151,7 @@ class UnlearningContext:
             reference = self.reference_accuracy
 
             def reached(p: Params) -> bool:
+                self.trainer.charge(server_forward_samples=len(self.data.test))  # a test evaluation on the server
                 return self.evaluate(p)[0] >= reference - recovery.tolerance
 
         rounds = RoundLog()
@@ -157,11 +165,16 @@ class UnlearningContext:
             )  # fmt: skip
         return params, rounds, Stop(recovery.stop if reached(params) else "max_rounds", cap)
 
-    def charge_clients(self, cids: list[int], epochs: float, params: Params) -> None:
-        """Client work the server computes on the clients' behalf (their data, their epochs): the model goes
-        to each of ``cids`` and comes back once."""
+    def charge_clients(
+        self, cids: list[int], epochs: float, params: Params, samples: float, forward_samples: float = 0.0
+    ) -> None:
+        """Client work the server computes on the clients' behalf (their data, their epochs): ``samples`` trained
+        (and ``forward_samples`` passed forward only), the model sent to each of ``cids`` and back once."""
         size = nbytes(params) * len(cids)
-        self.trainer.charge(epochs=epochs, to_clients=size, from_clients=size)
+        self.trainer.charge(
+            epochs=epochs, to_clients=size, from_clients=size, client_train_samples=samples,
+            client_forward_samples=forward_samples,
+        )  # fmt: skip
 
     def step(
         self,

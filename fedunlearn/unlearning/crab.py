@@ -155,6 +155,7 @@ class Crab(UnlearningMethod[CrabParams]):
         if losses is None:  # trained without history.client_stats' received_loss: evaluate now, within the wall
             assert ctx.evaluate_remaining is not None
             losses, source = [ctx.evaluate_remaining(m)[1] for m in models[:-1]], "evaluated"
+            ctx.trainer.charge(client_forward_samples=(len(models) - 1) * ctx.samples_of(ctx.remaining_clients()))
         kept = select(losses, models, locals_of, p.loss_drop, p.round_ratio, p.client_ratio)
         first = h.first_round_of(ctx.forget)
         selection_s = time.perf_counter() - t_select

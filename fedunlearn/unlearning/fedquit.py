@@ -83,7 +83,14 @@ class FedQUIT(UnlearningMethod[FedQUITParams]):
             students.append(get_params(student))
             sizes.append(len(y))
         adopted: Params = weighted_sum(students, [n / sum(sizes) for n in sizes])
-        ctx.charge_clients(sorted(ctx.forget), p.epochs * len(sizes), adopted)
+        # each leaving client trains its student and passes its data through the teacher once
+        ctx.charge_clients(
+            sorted(ctx.forget),
+            p.epochs * len(sizes),
+            adopted,
+            samples=p.epochs * sum(sizes),
+            forward_samples=sum(sizes),
+        )
         outcome = UnlearningOutcome(adopted, info={"distilled_clients": sorted(ctx.forget)})
         ctx.step(outcome.rounds, f"{self.name}-distill", 1, 1, adopted, t0, [], unit="epoch")
         outcome.params, recovered, outcome.stop = ctx.recover_until(adopted, p.recovery, f"{self.name}-recovery")

@@ -91,6 +91,7 @@ def fukd(ctx: UnlearningContext, p: KDParams, tag: str) -> UnlearningOutcome:
         outcome.params = get_params(student)
         ctx.step(outcome.rounds, tag, epoch, p.epochs, outcome.params, t0, [], unit="epoch")
     outcome.info["distill_s"] = time.perf_counter() - t_distill  # server work, which client-epochs do not count
+    ctx.trainer.charge(server_forward_samples=len(x), server_train_samples=p.epochs * len(x))
     return outcome
 
 

@@ -153,7 +153,8 @@ class PGA(UnlearningMethod[PGAParams]):
         with torch.no_grad():
             outcome.info["distance_to_leaving"] = float((_vector(model) - target).norm() ** 2)
         epochs_run = steps / -(-len(y) // p.batch_size)  # steps over steps per epoch of the pooled data
-        ctx.charge_clients(sorted(gone), epochs_run * len(gone), outcome.params)
+        ctx.charge_clients(sorted(gone), epochs_run * len(gone), outcome.params, samples=epochs_run * len(y),
+                           forward_samples=self.checked * len(y))  # fmt: skip
         outcome.info.update({"ascent_epochs": epochs_run, "ascent_steps": steps, "stopped_early": rule != "epochs"})
         outcome.stop = Stop(rule, steps)
         if p.post_rounds:
@@ -167,10 +168,13 @@ class PGA(UnlearningMethod[PGAParams]):
         """Initialisation seeds of the random models that set the radius (not the run's own model's seed)."""
         return range(ctx.cfg.seed + 1, ctx.cfg.seed + 1 + self.params.random_models)
 
+    checked = 0  # accuracy checks on the leaving clients' data (stop=accuracy): forward passes over it
+
     def _should_stop(self, model: nn.Module, target: torch.Tensor, x: np.ndarray, y: np.ndarray, batch: int) -> bool:
         """The configured stop rule, checked after every ascent step (``batch``: samples per forward pass)."""
         if self.params.stop == "distance":
             with torch.no_grad():
                 return float((_vector(model) - target).norm() ** 2) > self.params.distance_threshold
+        self.checked += 1
         own = metrics.accuracy(predict_logits(model, x, batch), y)
         return own is not None and own < self.params.stop_accuracy

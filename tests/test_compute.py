@@ -73,3 +73,13 @@ def test_a_federated_evaluation_is_a_forward_pass_over_the_remaining_clients(tmp
     remaining = sum(len(p) for c, p in enumerate(federated_data(cfg).partitions) if c != 1)
     evaluations = entry["info"]["federated_evaluations"]
     assert evaluations >= 2 and entry["compute"]["client_forward"] == evaluations * remaining
+
+
+def test_distillation_to_convergence_stops_and_counts_the_epochs_it_ran(tmp_path: Path) -> None:
+    """kd_recover's distillation stops once an epoch's loss is ``tolerance`` × the first's: its work follows the
+    problem, and compute counts the epochs that ran."""
+    cfg = make_config(*RUN, "unlearning.methods=[kd]", "unlearning.kd.epochs=60", "unlearning.kd.tolerance=0.3")
+    entry = run_in_process(cfg, tmp_path)["unlearning"]["kd"]
+    ran = entry["info"]["distill_epochs"]
+    assert 1 < ran < 60
+    assert entry["compute"]["server_training"] == ran * len(federated_data(cfg).server)

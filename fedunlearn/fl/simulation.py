@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import ray
+import torch
 from flwr.clientapp import ClientApp
 from flwr.simulation import run_simulation
 
@@ -266,6 +267,14 @@ def shutdown_ray(timeout: float = 10.0) -> None:
     thread.join(timeout)
 
 
+def driver_threads(threads: int) -> None:
+    """Torch threads of the driver's server-side work: the cores the client actors do not hold. More would
+    oversubscribe them, and torch's spinning threads then slow the server's work many times over on a busy
+    machine (measured: kd's distillation 0.25 s idle, 10.7 s busy with all cores)."""
+    torch.set_num_threads(threads)
+    log.info("server-side torch work on %d thread(s)", threads)
+
+
 # -- signals and the watchdog ---------------------------------------------------------------------
 
 
@@ -323,6 +332,24 @@ def simulate(
     run = ServerRun()
     # Flower's deprecation notice for run_simulation and Ray's accelerator tip are noise here.
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
+    threads = torch.get_num_threads()
+    try:
+        return _simulate(cfg, num_clients, client_app, main, max_failures, on_timeout, sizes, stop, run)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _simulate(
+    cfg: RayConfig,
+    num_clients: int,
+    client_app: ClientApp,
+    main: Callable[[ClientTrainer], Any],
+    max_failures: int,
+    on_timeout: Callable[[int], None],
+    sizes: Sequence[int] | None,
+    stop: threading.Event,
+    run: ServerRun,
+) -> Simulation:
     # the signal handlers go in after Ray's start, which installs its own (Python's and its C++ core's)
     with ray_session(cfg) as info, stop_on_signals(stop, on_timeout) as received, engine.picked_up_at_once():
         fits = check_resources(cfg)
@@ -331,6 +358,9 @@ def simulate(
             info["gcs_address"], info["nodes"], info["resources"], fits,
         )  # fmt: skip
         pack_count = fits * cfg.packs_per_actor if cfg.pack_clients else None
+        if cfg.address is None:  # the driver's own torch work (distillation, evaluation) on the cores no actor holds
+            spare = int((cfg.num_cpus or os.cpu_count() or 1) - fits * cfg.num_cpus_per_client)
+            driver_threads(max(1, spare))
         app = make_server_app(main, num_clients, max_failures, stop, run, pack_count, sizes, warm_up=fits)
         engine_error: BaseException | None = None
         try:

@@ -31,7 +31,8 @@ class KDParams:
     """The distillation: ``epochs`` passes of SGD (momentum 0.9) over the server's samples, KL·T² to the teacher's
     softened predictions at temperature T."""
 
-    epochs: int = spec(ge=1)
+    epochs: int = spec(ge=1)  # at most this many (all of them when tolerance is null)
+    tolerance: float | None = spec(gt=0.0, lt=1.0)  # converged: an epoch's mean loss ≤ tolerance × the first's
     lr: float = spec(gt=0.0)
     temperature: float = spec(gt=0.0)
     batch_size: int = spec(ge=1)
@@ -75,10 +76,12 @@ def fukd(ctx: UnlearningContext, p: KDParams, tag: str) -> UnlearningOutcome:
     generator = torch.Generator().manual_seed(torch_seed(ctx.cfg.seed, Stream.DISTILL))
     outcome = UnlearningOutcome(start, info={"subtracted_updates": subtracted})
     t_distill = time.perf_counter()
+    first_loss = None
     for epoch in range(1, p.epochs + 1):
         t0 = time.perf_counter()
         student.train()
         order = torch.randperm(len(x), generator=generator)
+        total, batches = 0.0, 0
         for i in range(0, len(x), p.batch_size):
             idx = order[i : i + p.batch_size]
             optimizer.zero_grad(set_to_none=True)
@@ -88,10 +91,18 @@ def fukd(ctx: UnlearningContext, p: KDParams, tag: str) -> UnlearningOutcome:
             if p.max_grad_norm is not None:
                 torch.nn.utils.clip_grad_norm_(student.parameters(), p.max_grad_norm)
             optimizer.step()
+            total, batches = total + float(loss.detach()), batches + 1
+        mean = total / max(1, batches)
+        first_loss = mean if first_loss is None else first_loss
+        converged = p.tolerance is not None and epoch > 1 and mean <= p.tolerance * first_loss
         outcome.params = get_params(student)
-        ctx.step(outcome.rounds, tag, epoch, p.epochs, outcome.params, t0, [], unit="epoch")
+        last = p.epochs if not converged else epoch  # (the summary line is logged at the last epoch run)
+        ctx.step(outcome.rounds, tag, epoch, last, outcome.params, t0, [], unit="epoch")
+        if converged:
+            break
+    outcome.info["distill_epochs"] = epoch
     outcome.info["distill_s"] = time.perf_counter() - t_distill  # server work, which client-epochs do not count
-    ctx.trainer.charge(server_forward_samples=len(x), server_train_samples=p.epochs * len(x))
+    ctx.trainer.charge(server_forward_samples=len(x), server_train_samples=epoch * len(x))
     return outcome
 
 

@@ -106,7 +106,17 @@ def _paper_metrics(protocol: str, cfg: Any, data: Any, params: Any) -> tuple[flo
 
 
 def run_job(job: Job) -> dict[str, Any]:
-    """One (protocol, seed): the run, then the paper's metrics of every model it made."""
+    """One (protocol, seed): the run, then the paper's metrics of every model it made (an error comes back as a
+    RuntimeError carrying its traceback: the original may not pickle across processes)."""
+    try:
+        return _run_job(job)
+    except Exception:
+        import traceback
+
+        raise RuntimeError(f"{job.protocol} seed {job.seed} failed:\n{traceback.format_exc()}") from None
+
+
+def _run_job(job: Job) -> dict[str, Any]:
     import torch
 
     torch.set_num_threads(job.threads)

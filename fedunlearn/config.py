@@ -169,6 +169,12 @@ class TrackingConfig:
 
 
 @dataclass
+class CertificateConfig:
+    sign: bool = MISSING  # sign each certificate with the deployment's Ed25519 key
+    key_dir: str = MISSING  # where that key lives: outside every run directory
+
+
+@dataclass
 class BackdoorConfig:
     clients: list[int] = MISSING
     fraction: float = spec(ge=0.0, le=1.0)
@@ -221,6 +227,7 @@ class Config:
     unlearning: UnlearningConfig = field(default_factory=UnlearningConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    certificate: CertificateConfig = field(default_factory=CertificateConfig)
     experiment: str = MISSING
     resume: bool = MISSING
     progress: str = spec(choices=PROGRESS_MODES)  # the console: bars on a terminal (auto), bars, or round lines

@@ -26,6 +26,12 @@ TINY = [
 ]
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _signing_keys(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Certificates are signed with a key of the tests' own, never the machine's ~/.config/fedunlearn."""
+    os.environ["FEDUNLEARN_KEY_DIR"] = str(tmp_path_factory.mktemp("keys"))
+
+
 def make_config(*overrides: str) -> Config:
     return compose_config(list(overrides))
 

@@ -205,12 +205,12 @@ def imported_from(copy: Path) -> str:
 
 
 def workspace(tmp: Path) -> Path:
-    """A copy of the package and the tests; fedunlearn.conf points at the repository's conf/."""
+    """A copy of the package, its configuration and the tests: a snapshot, whatever changes in the tree meanwhile."""
     copy = tmp / "repo"
     shutil.copytree(ROOT / "fedunlearn", copy / "fedunlearn", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(ROOT / "tests", copy / "tests", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "pyproject.toml", copy / "pyproject.toml")
-    (copy / "fedunlearn" / "conf").symlink_to(ROOT / "conf")
+    shutil.copytree(ROOT / "conf", copy / "fedunlearn" / "conf", ignore=shutil.ignore_patterns("__pycache__"))
     return copy
 
 
@@ -249,6 +249,10 @@ def main() -> int:
             )
             print(f"[{i}/{len(chosen)}] {mutant.module}: {mutant.what}: {verdict}", flush=True)
             rows.append((mutant, dead, test))
+        broken, first = run(copy, args.timeout)  # the unmutated copy must still pass, or every "kill" is suspect
+        if broken:
+            print(f"the tests fail on the unmutated copy after the run ({first}): the report is void", file=sys.stderr)
+            return 2
     survivors = [(m, t) for m, dead, t in rows if not dead]
     lines = [
         f"# Mutation testing of fedunlearn/unlearning ({time.strftime('%Y-%m-%d')}, `python tests/mutation.py`)",

@@ -283,8 +283,11 @@ def test_an_allowed_crash_in_retrain_marks_it_inexact_everywhere(tmp_path: Path,
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from fedunlearn.app import config_container
+
     run_dir = tmp_path_factory.mktemp("finished") / "run"
-    run_in_process(make_config(*RUN), run_dir)
+    results = run_in_process(make_config(*RUN), run_dir)
+    (run_dir / "results.json").write_text(json.dumps({**results, "config": config_container(list(RUN))}))
     return run_dir
 
 
@@ -364,3 +367,82 @@ def test_a_damaged_checkpoint_is_found_before_ray_starts_and_says_what_to_do(
     assert_one_line(proc, wall, says, STARTUP, tmp_path / "none")
     assert proc.returncode == 2 and "start it again in another hydra.run.dir" in proc.stderr
     assert "Ray:" not in _text(run_dir / "fedunlearn.log")  # found by the start-up checks, not after Ray started
+
+
+def _verify(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", "from fedunlearn.experiment.certificate import main; main()", *args],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+
+
+def _resign(path: Path, key_dir: Path) -> None:
+    """What a forger does: edit, recompute the digest, sign with a key of its own (or the deployment's, an insider)."""
+    from fedunlearn.experiment import signing
+    from fedunlearn.experiment.certificate import DIGEST, SIGNATURE, canonical, certificate_digest
+
+    cert = json.loads(path.read_text())
+    cert[DIGEST] = certificate_digest(cert)
+    key = signing.load_or_create(key_dir)
+    pem = signing.public_pem(key.public_key())
+    cert[SIGNATURE] = {"algorithm": "ed25519", "public_key": pem, "key": signing.fingerprint(pem),
+                       "value": signing.sign(key, canonical(cert, (SIGNATURE,)))}  # fmt: skip
+    path.write_text(json.dumps(cert, indent=2))
+
+
+def test_a_certificate_is_signed_by_the_deployments_key_kept_outside_the_run(finished: Path) -> None:
+    cert = json.loads((finished / "certificate-1.json").read_text())
+    keys = Path(os.environ["FEDUNLEARN_KEY_DIR"])
+    assert cert["signature"]["algorithm"] == "ed25519" and (keys / "signing-key.pem").stat().st_mode & 0o777 == 0o600
+    assert not list(finished.rglob("signing-key*"))  # the key is not in the run directory
+    assert cert["history_chain"]["rounds"] == 4 and len(cert["history_chain"]["head"]) == 64
+    ok = _verify("--public-key", str(keys / "signing-key.pub.pem"), "--recompute", str(finished / "certificate-1.json"))
+    assert ok.returncode == 0 and "evidence re-evaluated" in ok.stdout, ok.stderr
+
+
+def _chain_without(run_dir: Path, round_: int) -> None:
+    chain = run_dir / "history" / "chain.jsonl"
+    lines = [line for line in chain.read_text().splitlines() if json.loads(line)["round"] != round_]
+    chain.write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize(
+    ("tamper", "says"),
+    [
+        (lambda d, k: (d / "history" / "round_00002" / "client_00003.safetensors").write_bytes(b"\0" * 80),
+         "history file round_00002/client_00003.safetensors of round 2 is not the one recorded"),
+        (lambda d, k: _chain_without(d, 2), "history chain broken at entry 2 (round 3): a round before it was removed"),
+        (lambda d, k: _chain_without(d, 4), "the history chain has 3 rounds, the certificate pins 4"),
+        (lambda d, k: (d / "models" / "federaser.safetensors").write_bytes((d / "models" / "retrain.safetensors")
+                                                                          .read_bytes()),
+         "model after federaser"),
+        (lambda d, k: _resign(d / "certificate-1.json", k / "forger"), "not issued by that deployment"),
+    ],
+    ids=["history-file", "removed-round", "removed-last-round", "swapped-model", "forged-certificate"],
+)  # fmt: skip
+def test_each_kind_of_tampering_fails_verification_in_one_line(
+    finished: Path, tmp_path: Path, tamper: Any, says: str
+) -> None:
+    run_dir = tmp_path / "run"
+    shutil.copytree(finished, run_dir)
+    tamper(run_dir, tmp_path)
+    public = Path(os.environ["FEDUNLEARN_KEY_DIR"]) / "signing-key.pub.pem"
+    proc = _verify("--public-key", str(public), str(run_dir / "certificate-1.json"))
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 1 and len(lines) == 1 and "FAILED" in lines[0] and says in lines[0], proc.stderr
+
+
+def test_an_edited_claim_resigned_by_an_insider_fails_the_recomputation(finished: Path, tmp_path: Path) -> None:
+    """Even with the deployment's own key, a certificate whose evidence says what the models do not fails
+    ``--recompute``, which evaluates the models again."""
+    run_dir = tmp_path / "run"
+    shutil.copytree(finished, run_dir)
+    path = run_dir / "certificate-1.json"
+    cert = json.loads(path.read_text())
+    cert["methods"]["federaser"]["evidence"]["backdoor_asr"] = 0.0123
+    path.write_text(json.dumps(cert))
+    _resign(path, Path(os.environ["FEDUNLEARN_KEY_DIR"]))
+    assert _verify(str(path)).returncode == 0  # digest and signature hold: the key holder signed it
+    proc = _verify("--recompute", str(path))
+    assert proc.returncode == 1 and "model after federaser: backdoor_asr is" in proc.stderr
+    assert "the certificate says 0.0123" in proc.stderr

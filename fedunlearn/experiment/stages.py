@@ -285,7 +285,10 @@ def compare(run: Run, methods: list[str], trained: Params) -> Unlearned:
     manifest = run.store.freeze_manifest("manifest-request-1.json")
     certified = {n: (results[n], run.ckpt.model_path(n)) for n in methods}
     trained_path = run.ckpt.model_path("trained")
-    path = write_certificate(run.run_dir, 1, run.cfg.fl.num_rounds, run.cfg, manifest, trained_path, before, certified)
+    chain = (len(run.store.rounds()), run.store.head)
+    path = write_certificate(
+        run.run_dir, 1, run.cfg.fl.num_rounds, run.cfg, manifest, trained_path, before, certified, chain
+    )
     return Unlearned(before, results, [path.name])
 
 
@@ -310,7 +313,15 @@ def request(
         after_path = run.ckpt.model_path(f"{name}-request-{n}")
         save_params(after_path, after)
         write_certificate(
-            run.run_dir, n, after_round, run.cfg, manifest, before_path, metrics_before, {name: (outcome, after_path)}
+            run.run_dir,
+            n,
+            after_round,
+            run.cfg,
+            manifest,
+            before_path,
+            metrics_before,
+            {name: (outcome, after_path)},
+            (len(run.store.rounds()), run.store.head),
         )
         return request_to_json(result), after
 

@@ -9,6 +9,11 @@ Layout under the run's ``history/`` folder, one safetensors file per tensor set 
 Each file and the manifest are written atomically as the round ends (through a ``BackgroundWriter`` in a
 run, so that fsync overlaps the next round); nothing is kept in RAM across rounds but the manifest's small
 index.
+
+``chain.jsonl`` is the same record as an append-only hash chain: one line per round (its participants, sample
+counts, stats and the SHA-256 of each file written), each line holding the hash of the line before and its own,
+so that a round cannot be removed, replaced or reordered without breaking every later hash. Appending a round
+costs O(its clients); certificates pin the chain's head (round and hash) when they are issued.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ from fedunlearn.fl.params import Params, is_trainable, params_from_safetensors
 from fedunlearn.history.writer import FileWriter, atomic_write
 
 MANIFEST = "manifest.json"
+CHAIN = "chain.jsonl"
+GENESIS = "0" * 64  # the "previous hash" of the first round's entry
 RECEIVED_LOSS = "received_loss"  # per-client stat: the received model's mean loss on the client's data
 DISTANCE = "distance"  # per-client stat: ‖new aggregate − the client's model‖₂
 CLIENT_STATS = (RECEIVED_LOSS, DISTANCE)
@@ -69,6 +76,8 @@ class HistoryStore:
                 )
         else:
             self._manifest = {"interval": interval, "dtype": dtype, "rounds": {}, "files": {}}
+        self.chain_path = self.root / CHAIN
+        self._chain = read_chain(self.chain_path) if self.chain_path.exists() else []
 
     @classmethod
     def open(cls, root: Path | str, manifest: str = MANIFEST) -> HistoryStore:
@@ -94,9 +103,16 @@ class HistoryStore:
         arrays = {k: _cast(v, self.dtype) if is_trainable(v) else np.ascontiguousarray(v) for k, v in params.items()}
         return save_safetensors(arrays, metadata=metadata)
 
-    def _write(self, rel: str, payload: bytes) -> None:
+    def _write(self, rel: str, payload: bytes) -> str:
         self._writer.write(self.root / rel, payload)
-        self._manifest["files"][rel] = {"bytes": len(payload), "sha256": hashlib.sha256(payload).hexdigest()}
+        sha = hashlib.sha256(payload).hexdigest()
+        self._manifest["files"][rel] = {"bytes": len(payload), "sha256": sha}
+        return sha
+
+    @property
+    def head(self) -> str:
+        """The hash of the chain's last entry (GENESIS before the first round)."""
+        return str(self._chain[-1]["hash"]) if self._chain else GENESIS
 
     def record_round(
         self,
@@ -109,11 +125,15 @@ class HistoryStore:
         """Record who trained in round ``round_`` and, if the round is kept, M^t and each U_k^t; ``stats``: named
         per-client scalars of the round (kept for every round, stored or not)."""
         stored = self.stores(round_)
+        written: dict[str, str] = {}
         if stored:
-            self._write(f"{_round_dir(round_)}/global.safetensors", self._encode(global_params))
+            rel = f"{_round_dir(round_)}/global.safetensors"
+            written[rel] = self._write(rel, self._encode(global_params))
             for cid in sorted(updates):
                 meta = {"num_examples": str(num_examples[cid])}
-                self._write(_client_file(round_, cid), self._encode(updates[cid], meta))
+                written[_client_file(round_, cid)] = self._write(
+                    _client_file(round_, cid), self._encode(updates[cid], meta)
+                )
         self._manifest["rounds"][str(round_)] = {
             "stored": stored,
             "clients": sorted(int(c) for c in updates),
@@ -124,6 +144,10 @@ class HistoryStore:
                 name: {str(c): float(v) for c, v in sorted(values.items())} for name, values in sorted(stats.items())
             }
         self._write_manifest()
+        entry = {"round": int(round_), **self._manifest["rounds"][str(round_)], "files": written, "prev": self.head}
+        entry["hash"] = entry_hash(entry)
+        self._chain.append(entry)
+        self._writer.append(self.chain_path, (json.dumps(entry, sort_keys=True, separators=(",", ":")) + "\n").encode())
 
     def _write_manifest(self) -> None:
         self._writer.write(self.manifest_path, json.dumps(self._manifest, separators=(",", ":")).encode())
@@ -180,6 +204,9 @@ class HistoryStore:
                     file.unlink()
                 folder.rmdir()
         self._write_manifest()
+        self._chain = [e for e in self._chain if e["round"] <= last_round]
+        lines = "".join(json.dumps(e, sort_keys=True, separators=(",", ":")) + "\n" for e in self._chain)
+        atomic_write(self.chain_path, lines.encode())
 
     def verify(self) -> None:
         """Check every stored file against the manifest; raise HistoryCorruptError naming round and client."""
@@ -228,6 +255,62 @@ class HistoryStore:
     def _read(self, rel: str, what: str) -> Params:
         arrays = params_from_safetensors(self._check(rel, what))
         return {k: _cast(v, "float32") if is_trainable(v) else v for k, v in arrays.items()}
+
+
+def entry_hash(entry: dict[str, Any]) -> str:
+    """SHA-256 of a chain entry without its own ``hash``, as canonical JSON (sorted keys, no spaces)."""
+    body = {k: v for k, v in entry.items() if k != "hash"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def read_chain(path: Path) -> list[dict[str, Any]]:
+    """The chain's entries; a partial last line (a crash during its append) is left out. HistoryCorruptError when a
+    line in the middle is not JSON."""
+    lines = path.read_bytes().split(b"\n")
+    entries = []
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            entries.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i == len(lines) - 1:  # the last, unterminated line
+                break
+            raise HistoryCorruptError(f"history chain line {i + 1} is not JSON: {path}") from None
+    return entries
+
+
+def verify_chain(root: Path, rounds: int | None = None, head: str | None = None) -> list[str]:
+    """Every break in ``root``'s chain: a line whose hash is not its content's, a link to the wrong previous line,
+    a file that is missing or not the one the chain recorded, and — with ``rounds`` and ``head`` (a certificate's
+    pin) — a chain whose entry for that many rounds is not that hash. Empty: the chain holds."""
+    path = Path(root) / CHAIN
+    if not path.exists():
+        return [f"the history chain is missing: {path}"]
+    try:
+        chain = read_chain(path)
+    except HistoryCorruptError as err:
+        return [str(err)]
+    problems, prev = [], GENESIS
+    for i, entry in enumerate(chain, start=1):
+        if entry.get("prev") != prev:
+            problems.append(f"history chain broken at entry {i} (round {entry.get('round')}): a round before it "
+                            "was removed or replaced")  # fmt: skip
+        if entry.get("hash") != entry_hash(entry):
+            problems.append(f"history chain entry {i} (round {entry.get('round')}) was edited")
+        prev = str(entry.get("hash"))
+        for rel, sha in entry.get("files", {}).items():
+            file = Path(root) / rel
+            if not file.exists():
+                problems.append(f"history file {rel} of round {entry.get('round')} is missing")
+            elif hashlib.sha256(file.read_bytes()).hexdigest() != sha:
+                problems.append(f"history file {rel} of round {entry.get('round')} is not the one recorded")
+    if rounds is not None and head is not None:
+        if len(chain) < rounds:
+            problems.append(f"the history chain has {len(chain)} rounds, the certificate pins {rounds}")
+        elif chain[rounds - 1].get("hash") != head:
+            problems.append(f"the history chain's round {rounds} is not the one the certificate pins")
+    return problems
 
 
 def _load_manifest(path: Path) -> dict[str, Any]:

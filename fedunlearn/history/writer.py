@@ -42,11 +42,27 @@ def atomic_write(path: Path, payload: bytes) -> None:
         raise RunFileError(err.errno, err.strerror or str(err), str(path)) from err
 
 
+def append_line(path: Path, payload: bytes) -> None:
+    """Append ``payload`` (one line) to ``path`` and fsync; RunFileError if it fails. A crash can leave a partial
+    last line, which readers of an append-only log ignore."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "ab") as fh:
+            fh.write(payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as err:
+        raise RunFileError(err.errno, err.strerror or str(err), str(path)) from err
+
+
 class FileWriter:
     """Writes at once, in the caller's thread (the default for one-off files and for readers)."""
 
     def write(self, path: Path, payload: bytes) -> None:
         atomic_write(path, payload)
+
+    def append(self, path: Path, payload: bytes) -> None:
+        append_line(path, payload)
 
     def flush(self) -> None:
         """Return once every write submitted so far is on disk."""
@@ -61,7 +77,7 @@ class BackgroundWriter(FileWriter):
     """
 
     def __init__(self, max_pending: int = 256, max_pending_bytes: int = 256 * 2**20) -> None:
-        self._queue: queue.Queue[tuple[Path, bytes] | None] = queue.Queue(max_pending)
+        self._queue: queue.Queue[tuple[Path, bytes, bool] | None] = queue.Queue(max_pending)
         self._max_bytes, self._pending_bytes = max_pending_bytes, 0
         self._room = threading.Condition()
         self._error: BaseException | None = None
@@ -69,12 +85,18 @@ class BackgroundWriter(FileWriter):
         self._thread.start()
 
     def write(self, path: Path, payload: bytes) -> None:
+        self._submit(path, payload, False)
+
+    def append(self, path: Path, payload: bytes) -> None:
+        self._submit(path, payload, True)
+
+    def _submit(self, path: Path, payload: bytes, append: bool) -> None:
         self._raise_error()
         with self._room:
             while self._pending_bytes and self._pending_bytes + len(payload) > self._max_bytes:
                 self._room.wait()
             self._pending_bytes += len(payload)
-        self._queue.put((path, payload))
+        self._queue.put((path, payload, append))
 
     def flush(self) -> None:
         self._queue.join()
@@ -104,7 +126,11 @@ class BackgroundWriter(FileWriter):
                 if item is None:
                     return
                 if self._error is None:
-                    atomic_write(*item)
+                    path, payload, append = item
+                    if append:
+                        append_line(path, payload)
+                    else:
+                        atomic_write(path, payload)
             except BaseException as err:  # handed to the caller's thread
                 self._error = err
             finally:

@@ -208,6 +208,8 @@ class EvaluationConfig:
     batch_size: int = spec(ge=1)
     curves: bool = MISSING  # evaluate every step of every method (per-round curves); false: each method's result only
     device: str = spec(choices=("cpu", "cuda"))  # where the server's evaluations run (cuda: the driver's GPU)
+    references: int = spec(ge=0)  # K in and K out reference federations for LiRA and the retrain z (0: none)
+    references_cache: str = MISSING  # where reference models are kept, by setting, across runs
 
 
 PROGRESS_MODES = ("auto", "bars", "lines")

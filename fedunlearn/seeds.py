@@ -27,6 +27,7 @@ class Stream(IntEnum):
     RANDOM_MODELS = 10  # PGA: the random initialisations that set its radius
     UNLEARN_CLIENT = 11  # local training of a leaving client inside a method (PUF, FedQUIT)
     SELECTION = 12  # Crab's selection bookkeeping
+    REFERENCE = 13  # the training seeds of evaluation.references' federations (model initialisation, clients' SGD)
 
 
 def rng(seed: int, stream: Stream, *more: int) -> np.random.Generator:

@@ -28,8 +28,10 @@ TINY = [
 
 @pytest.fixture(autouse=True, scope="session")
 def _signing_keys(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """Certificates are signed with a key of the tests' own, never the machine's ~/.config/fedunlearn."""
+    """Certificates are signed with a key of the tests' own, never the machine's ~/.config/fedunlearn; reference
+    models are cached in the tests' own folder."""
     os.environ["FEDUNLEARN_KEY_DIR"] = str(tmp_path_factory.mktemp("keys"))
+    os.environ["FEDUNLEARN_CACHE"] = str(tmp_path_factory.mktemp("cache"))
 
 
 def make_config(*overrides: str) -> Config:

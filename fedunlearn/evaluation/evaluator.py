@@ -7,6 +7,7 @@ import torch
 
 from fedunlearn.config import Config
 from fedunlearn.data import ArrayDataset, FederatedData
+from fedunlearn.evaluation import lira
 from fedunlearn.evaluation import metrics as m
 from fedunlearn.evaluation.catalog import METRIC_KEYS
 from fedunlearn.fl.params import Params, flatten, set_params
@@ -38,6 +39,22 @@ class Evaluator:
         self.num_classes = data.num_classes
         self.batch = cfg.evaluation.batch_size
         self.device = torch.device(cfg.evaluation.device)
+        held_out = np.arange(min(len(self.members), len(data.test)))
+        # LiRA's targets: the forgotten clients' clean samples (members), then as many held-out ones
+        self.targets = ArrayDataset(
+            np.concatenate([self.members.x, data.test.x[held_out]]),
+            np.concatenate([self.members.y, data.test.y[held_out]]),
+        )
+        self.reference: lira.Reference | None = None
+
+    def phi(self, params: Params) -> np.ndarray:
+        """LiRA's statistic of ``params`` on the targets (members first)."""
+        return lira.scaled_confidence(self._logits(params, self.targets), self.targets.y)
+
+    def use_references(self, phi_in: np.ndarray, phi_out: np.ndarray) -> None:
+        """Fit LiRA's Gaussians from the in- and out-references' φ (models × targets); ``evaluate`` then reports
+        the attack and the retrain z."""
+        self.reference = lira.Reference.fit(phi_in, phi_out, len(self.members))
 
     def _logits(self, params: Params, data: ArrayDataset) -> np.ndarray:
         set_params(self.model, params)
@@ -73,6 +90,10 @@ class Evaluator:
             out["backdoor_asr"] = float(np.mean(np.argmax(triggered, axis=1) == self.backdoor_target))
         member_losses = m.per_sample_loss(self._logits(params, self.members), self.members.y)
         out["mia_auc"] = m.loss_threshold_mia_auc(member_losses, test_losses)
+        if self.reference is not None and len(self.members):
+            phi = self.phi(params)
+            out.update(lira.attack(phi, self.reference))
+            out.update(lira.retrain_likeness(phi[: self.reference.members], self.reference))
         if retrained is not None:
             a, b = flatten(params), flatten(retrained)
             out["l2_to_retrain"] = m.l2_distance(a, b)

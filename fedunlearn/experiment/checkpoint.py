@@ -31,7 +31,7 @@ CHECKPOINT_DIR = "checkpoint"
 MODELS_DIR = "models"
 NOT_FINGERPRINTED = ("resume", "ray", "progress", "certificate")  # may change between a run and its resumption
 # keys that may too: what the history records besides the models (methods fall back when a round lacks it)
-KEYS_NOT_FINGERPRINTED = ("history.client_stats", "fl.exact_reference")  # (the latter only stops or marks)
+KEYS_NOT_FINGERPRINTED = ("history.client_stats", "fl.exact_reference", "evaluation.references_cache")
 
 
 class CheckpointError(RuntimeError):

@@ -25,6 +25,7 @@ from fedunlearn.data import FederatedData, federated_data
 from fedunlearn.evaluation import Evaluator, Metrics
 from fedunlearn.experiment.certificate import write_certificate
 from fedunlearn.experiment.checkpoint import RunCheckpoint, save_params
+from fedunlearn.experiment.references import report_to_json, train_references
 from fedunlearn.fl.fedavg import Evaluate, RoundLog, divergence, replay_rounds, training_schedule
 from fedunlearn.fl.federation import ClientTrainer, Cost, CostMeter, Replies
 from fedunlearn.fl.params import Params, distances_to, get_params
@@ -261,6 +262,7 @@ class Unlearned:
     methods: dict[str, MethodResult] | None = None
     certificates: list[str] | None = None
     requests: list[RequestResult] | None = None
+    references: dict[str, Any] | None = None
 
 
 def compare(run: Run, methods: list[str], trained: Params) -> Unlearned:
@@ -273,6 +275,10 @@ def compare(run: Run, methods: list[str], trained: Params) -> Unlearned:
         done[name] = unlearn_once(run, name, name, evaluator, trained, accuracy)
         if name == "retrain":
             accuracy = evaluator.test(done[name][1])[0]
+    references = None
+    if run.cfg.evaluation.references:
+        report = train_references(run.cfg, run.trainer, forget, evaluator, run.data.input_shape, run.data.num_classes)
+        references = report_to_json(report)
     reference = done.get("retrain")
     retrained = reference[1] if reference else None
     before = evaluator.evaluate(trained, retrained)
@@ -289,7 +295,7 @@ def compare(run: Run, methods: list[str], trained: Params) -> Unlearned:
     path = write_certificate(
         run.run_dir, 1, run.cfg.fl.num_rounds, run.cfg, manifest, trained_path, before, certified, chain
     )
-    return Unlearned(before, results, [path.name])
+    return Unlearned(before, results, [path.name], references=references)
 
 
 def request(
@@ -413,4 +419,5 @@ def _run(cfg: Config, trainer: ClientTrainer, run_dir: Path, writer: FileWriter)
         final_metrics=None if unlearned.methods is not None else Evaluator(cfg, data, []).evaluate(final),
         certificates=unlearned.certificates,
         requests=unlearned.requests,
+        references=unlearned.references,
     )

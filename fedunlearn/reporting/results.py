@@ -211,6 +211,7 @@ class RunResult:
     requests: list[RequestResult] | None = None
     placement: dict[str, Any] | None = None
     config: dict[str, Any] = field(default_factory=dict)
+    references: dict[str, Any] | None = None  # evaluation.references: seeds, models trained, their cost
 
     @property
     def forgotten(self) -> list[int]:
@@ -306,6 +307,8 @@ def to_json(run: RunResult) -> dict[str, Any]:
         out["certificates"] = run.certificates
     if run.placement is not None:
         out["placement"] = run.placement
+    if run.references is not None:
+        out["references"] = run.references
     return dict(finite(out))
 
 
@@ -375,6 +378,7 @@ def from_json(doc: dict[str, Any]) -> RunResult:
         requests=None if requests is None else [request_from_json(r) for r in requests],
         placement=doc.get("placement"),
         config=doc.get("config", {}),
+        references=doc.get("references"),
     )
 
 

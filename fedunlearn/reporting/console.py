@@ -21,8 +21,10 @@ def render_table(table: list[list[str]]) -> str:
 
 
 def comparison_table(run: RunResult) -> str:
-    body = cells(rows(run), CONSOLE)
-    return render_table([["model", *(c.short for c in CONSOLE)], *body])
+    """The console's columns, less those no row has a value for (e.g. LiRA's without evaluation.references)."""
+    table = rows(run)
+    shown = tuple(c for c in CONSOLE if any(r.get(c.key) is not None for r in table))
+    return render_table([["model", *(c.short for c in shown)], *cells(table, shown)])
 
 
 def _all_rounds(run: RunResult) -> list[RoundRecord]:

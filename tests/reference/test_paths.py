@@ -409,3 +409,33 @@ def _fedavg_mlp(trainer: _MLPLinearTrainer, model: np.ndarray, cids: list[int]) 
     for w, c in zip(n / n.sum(), cids, strict=True):
         step += w * (LinearTrainer.ETA * (flat(trainer.targets[c]) - model) + flat(trainer.drifts[c]))
     return model + step
+
+
+# -- rollback and PGA's post-training ----------------------------------------------------------------------------
+
+
+def test_rollback_restarts_from_the_round_the_forgotten_client_first_took_part_in(tmp_path: Path) -> None:
+    """FATS-style rollback: M^{t0}, t0 the first round with the client, then every later round replayed with its
+    remaining participants (training's schedule)."""
+    h = random_history(tmp_path, rounds=7, clients=6, seed=52, participation=0.6)
+    late = next(c for c in range(6) if c not in h.participants[1] and c in h.participants[2])
+    trainer = LinearTrainer(h.counts, seed=52)
+    ctx = context(h, [late], trainer, "unlearning.methods=[rollback]", "fl.local_epochs=1")
+    out = unlearning.create("rollback", ctx.cfg).unlearn(ctx)
+    model = flat(h.globals[2])
+    for t in range(2, 8):
+        keep = [c for c in h.participants[t] if c != late]
+        model = _fedavg(trainer, model, keep, 1.0)
+    assert out.info["rollback_round"] == 2
+    np.testing.assert_allclose(flat(out.params), model, atol=ATOL)
+
+
+def test_pgas_post_training_is_capped_as_the_code_caps_it(tmp_path: Path) -> None:
+    h = random_history(tmp_path, rounds=3, clients=5, seed=51)
+    trainer = LinearTrainer(h.counts, seed=51)
+    ctx = _mlp_context(tmp_path, [0], trainer, "unlearning.methods=[pga]", "unlearning.pga.post_rounds=2",
+                       "unlearning.pga.post_max_steps=51")  # fmt: skip
+    trainer_mlp = _MLPLinearTrainer({c: 10 + c for c in range(6)}, ctx.trained)
+    ctx = dataclasses.replace(ctx, trainer=CostMeter(trainer_mlp))
+    unlearning.create("pga", ctx.cfg).unlearn(ctx)
+    assert [(group.split("-")[1], plan.max_steps) for group, _, _, plan in trainer_mlp.calls] == [("post", 51)] * 2

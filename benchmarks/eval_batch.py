@@ -20,9 +20,9 @@ import numpy as np
 import torch
 from _measure import machine, write_outputs
 
-from fedunlearn.app import compose_config
+from fedunlearn.app.compose import compose_config
+from fedunlearn.core.task import TaskConfig, predict_logits
 from fedunlearn.data import federated_data
-from fedunlearn.fl.task import TaskConfig, predict_logits
 
 OUT = Path(__file__).parent / "out"
 MODELS = {

@@ -9,7 +9,7 @@ one GPU.
   places per GPU, how many clients train at once, and on which device they trained (results.json → placement).
   With ``--logical N`` Ray declares N logical GPUs (``ray.num_gpus=N``): placement is real, the training runs on
   the CPU.
-* throughput: samples per second of one client's local SGD (``fedunlearn.fl.task.train_local``) for cnn and
+* throughput: samples per second of one client's local SGD (``fedunlearn.core.task.train_local``) for cnn and
   flnet on 1×28×28 inputs and resnet18 on 3×32×32, batch 32, on the CPU and, if CUDA is there, on the GPU;
   median of three timed runs after a warm-up.
 * showcase: ``fedunlearn unlearning.methods=all`` with four clients per GPU and the server's evaluations on it.
@@ -57,8 +57,8 @@ def placement(logical: int | None, tmp: Path) -> list[dict[str, Any]]:
 def throughput(model_name: str, device: str, samples: int = 512, repeats: int = 3) -> float:
     """Samples per second of one client's local SGD (one epoch over ``samples`` synthetic samples, batch 32)."""
     from fedunlearn.config import ModelConfig, OptimizerConfig
+    from fedunlearn.core.task import TrainPlan, train_local
     from fedunlearn.data.datasets import ArrayDataset
-    from fedunlearn.fl.task import TrainPlan, train_local
     from fedunlearn.models import build_model
 
     shape = MODELS[model_name]

@@ -7,7 +7,7 @@ Four variants train the same model on the same partitions for the same rounds an
 process with its own Ray: (a) the plain Flower Message-API app below (ServerApp sends train messages to every
 node, FedAvg in numpy, central test evaluation each round), (b) fedunlearn with history.record=false, (c) with the
 history recorded in float32 and (d) in float16. The ClientApps of (a) and of fedunlearn run the same local SGD
-(``fedunlearn.fl.task.train_local``) so that the difference is the framework's. Per-round time is
+(``fedunlearn.core.task.train_local``) so that the difference is the framework's. Per-round time is
 the training wall time after round 1 (Ray actors warm up in round 1) divided by the remaining rounds.
 Repetitions are interleaved (a, b, c, d, a, b, ...); each variant's ratio to (a) is the median over repetitions of
 the ratio within a repetition, which cancels drifts of the machine's speed between repetitions (the ratio of the
@@ -27,7 +27,7 @@ from typing import Any
 
 from _measure import machine, run_fedunlearn, write_outputs
 
-from fedunlearn.app import compose_config
+from fedunlearn.app.compose import compose_config
 
 REPS = 9
 OUT = Path(__file__).parent / "out"
@@ -51,9 +51,9 @@ def plain_flower(overrides: list[str], out: Path) -> None:
     from flwr.serverapp import Grid, ServerApp
     from flwr.simulation import run_simulation
 
+    from fedunlearn.core.task import TrainPlan, train_local
     from fedunlearn.data import federated_data
-    from fedunlearn.fl.client_app import number
-    from fedunlearn.fl.task import TrainPlan, train_local
+    from fedunlearn.flower.codec import number
     from fedunlearn.models import build_model
 
     logging.getLogger("flwr").setLevel(logging.ERROR)

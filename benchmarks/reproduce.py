@@ -77,9 +77,9 @@ def _paper_metrics(protocol: str, cfg: Any, data: Any, params: Any) -> tuple[flo
     """(clean or test accuracy, backdoor or ASR) in percent, as the paper defines them."""
     import torch
 
+    from fedunlearn.core.params import set_params
+    from fedunlearn.core.task import predict_logits
     from fedunlearn.data.backdoor import add_trigger
-    from fedunlearn.fl.params import set_params
-    from fedunlearn.fl.task import predict_logits
     from fedunlearn.models import build_model
 
     model = build_model(cfg.model, data.input_shape, data.num_classes, cfg.seed)
@@ -120,16 +120,16 @@ def _run_job(job: Job) -> dict[str, Any]:
     import torch
 
     torch.set_num_threads(job.threads)
-    from fedunlearn.app import compose_config
+    from fedunlearn.app.compose import compose_config
+    from fedunlearn.core.federation import LocalTrainer
+    from fedunlearn.core.task import TaskConfig
     from fedunlearn.data import federated_data
     from fedunlearn.evaluation import Evaluator
     from fedunlearn.experiment import run_experiment
     from fedunlearn.experiment.checkpoint import RunCheckpoint, load_params
     from fedunlearn.experiment.stages import Run, unlearn
-    from fedunlearn.fl.federation import LocalTrainer
-    from fedunlearn.fl.task import TaskConfig
     from fedunlearn.history import HistoryStore
-    from fedunlearn.reporting.results import to_json
+    from fedunlearn.results import to_json
 
     overrides = [f"experiment={job.protocol}", f"seed={job.seed}", f"evaluation.device={job.device}", *job.overrides]
     cfg = compose_config(overrides)

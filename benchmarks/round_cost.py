@@ -47,9 +47,9 @@ def in_process(overrides: list[str]) -> dict[float, float]:
     """Seconds of one round's clients trained in turn in this process (one torch thread), per local epochs."""
     import torch
 
-    from fedunlearn.app import compose_config
-    from fedunlearn.fl.params import get_params
-    from fedunlearn.fl.task import CPU, TaskConfig, TrainPlan, run_client, warm_up
+    from fedunlearn.app.compose import compose_config
+    from fedunlearn.core.params import get_params
+    from fedunlearn.core.task import CPU, TaskConfig, TrainPlan, run_client, warm_up
 
     torch.set_num_threads(1)
     cfg = compose_config(overrides)
@@ -74,12 +74,12 @@ def in_process(overrides: list[str]) -> dict[float, float]:
 def flower_rounds(overrides: list[str], body: Callable[[Any, Any, Any, list[int]], Any]) -> tuple[Any, int]:
     """``body(trainer, cfg, params, clients)`` as the ServerApp of a Flower simulation of the setting (the model's
     initial parameters, the clients of a round after unlearning); its result, and the number of actors."""
-    from fedunlearn.app import compose_config
+    from fedunlearn.app.compose import compose_config
+    from fedunlearn.core.params import get_params
+    from fedunlearn.core.task import TaskConfig
     from fedunlearn.data import federated_data
-    from fedunlearn.fl.client_app import make_client_app
-    from fedunlearn.fl.params import get_params
-    from fedunlearn.fl.simulation import check_resources, simulate
-    from fedunlearn.fl.task import TaskConfig
+    from fedunlearn.flower.client_app import make_client_app
+    from fedunlearn.flower.simulation import check_resources, simulate
 
     cfg = compose_config(overrides)
     task = TaskConfig.from_config(cfg)
@@ -97,7 +97,7 @@ def flower_rounds(overrides: list[str], body: Callable[[Any, Any, Any, list[int]
 
 def through_flower(overrides: list[str]) -> tuple[dict[float, float], int]:
     """Seconds of one round through Flower's simulation engine per local epochs, and the number of actors."""
-    from fedunlearn.fl.task import TrainPlan
+    from fedunlearn.core.task import TrainPlan
 
     def body(trainer: Any, cfg: Any, params: Any, clients: list[int]) -> dict[float, float]:
         out = {}
@@ -119,9 +119,9 @@ def timeline(overrides: list[str]) -> tuple[dict[float, dict[str, float]], int]:
     number of actors."""
     from flwr.common import ConfigRecord
 
-    from fedunlearn.fl import server_app
-    from fedunlearn.fl.client_app import number, record
-    from fedunlearn.fl.task import TrainPlan
+    from fedunlearn.core.task import TrainPlan
+    from fedunlearn.flower import server_app
+    from fedunlearn.flower.codec import number, record
 
     rounds: dict[str, dict[str, Any]] = {}
     exchange = server_app.FlowerTrainer._exchange

@@ -23,8 +23,8 @@ from pathlib import Path
 
 from _measure import machine, run_fedunlearn, write_outputs
 
-from fedunlearn.app import compose_config
-from fedunlearn.fl.fedavg import training_schedule
+from fedunlearn.app.compose import compose_config
+from fedunlearn.experiment.schedule import training_schedule
 
 SIZES = (10, 100, 1000, 10_000)
 METHODS = ("retrain", "rollback", "federaser")

@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 from _measure import machine, write_outputs
 
-from fedunlearn.app import compose_config
+from fedunlearn.app.compose import compose_config
+from fedunlearn.core.params import get_params
 from fedunlearn.data import federated_data
-from fedunlearn.fl.params import get_params
 from fedunlearn.history import HistoryStore
 from fedunlearn.models import build_model
 

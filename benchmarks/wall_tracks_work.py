@@ -10,7 +10,7 @@ the default) and as one message per client (``false``), on the same trained mode
 About 45 minutes on 2 cores. The cnn settings train 50 rounds: the ratio is per step and round, and 100 would double
 a run that repeats every method six times.
 
-Target (issue 16, item 5): wall speed-up ≥ 0.9 × the speed-up in client-epochs. Each pack mode runs every method
+Target: wall speed-up ≥ 0.9 × the speed-up in client-epochs. Each pack mode runs every method
 three times on the same trained model (the run's resume with their stages dropped) and retrain with them; each
 wall is the median of the three, with the ratio's spread over the three repetitions (repetition i's method wall
 against repetition i's retrain). Methods that ask no client to train (fedaccum, fedrecovery, kd) have no

@@ -1,6 +1,6 @@
 """``python -m fedunlearn``: the same Hydra app as the ``fedunlearn`` command."""
 
-from fedunlearn.app import cli
+from fedunlearn.app.cli import cli
 
 if __name__ == "__main__":
     cli()

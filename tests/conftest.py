@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from fedunlearn.app import compose_config
+from fedunlearn.app.compose import compose_config
 from fedunlearn.config import Config
 
 # A federation small enough for seconds-long runs: 400 synthetic 1x8x8 samples, 4 clients.
@@ -68,8 +68,8 @@ def load_results(run_dir: Path) -> dict[str, Any]:
 
 def local_trainer(cfg: Config) -> Any:
     """The ClientApp's training in this process (no Ray)."""
-    from fedunlearn.fl.federation import LocalTrainer
-    from fedunlearn.fl.task import TaskConfig
+    from fedunlearn.core.federation import LocalTrainer
+    from fedunlearn.core.task import TaskConfig
 
     return LocalTrainer(TaskConfig.from_config(cfg), cfg.fl.max_client_failures)
 
@@ -77,6 +77,62 @@ def local_trainer(cfg: Config) -> Any:
 def run_in_process(cfg: Config, run_dir: Path, trainer: Any = None) -> dict[str, Any]:
     """A whole run without Ray; its results.json document (config aside)."""
     from fedunlearn.experiment import run_experiment
-    from fedunlearn.reporting.results import to_json
+    from fedunlearn.results import to_json
 
     return to_json(run_experiment(cfg, trainer if trainer is not None else local_trainer(cfg), run_dir))
+
+
+class Exited(BaseException):
+    """The command's exit, caught: ``fedunlearn.app.errors._exit`` raises it instead of ending the test process."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+@pytest.fixture
+def cli_in_process(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Any:
+    """``fedunlearn <args>`` in this process (no interpreter start-up: the one-line-error checks take a fraction of
+    a second each): (exit code, stdout, stderr, seconds). Its locks are released and the logging Hydra configured
+    for the run is put back afterwards, so that the next test starts as if nothing ran."""
+    import logging
+    import time
+
+    from fedunlearn.app import cli, errors
+    from fedunlearn.experiment import lock
+
+    def leave(code: int) -> None:
+        raise Exited(code)
+
+    monkeypatch.setattr(errors, "_exit", leave)
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    named = {n: (lg.handlers[:], lg.level, lg.propagate) for n in ("fedunlearn.trace", "alembic", "flwr", "ray")
+             for lg in [logging.getLogger(n)]}  # fmt: skip
+
+    def run(*args: str) -> tuple[int, str, str, float]:
+        monkeypatch.setattr(sys, "argv", ["fedunlearn", *args])
+        capsys.readouterr()
+        t0 = time.monotonic()
+        code = 0
+        try:
+            cli.cli()
+        except Exited as done:
+            code = done.code
+        except SystemExit as done:
+            code = int(done.code or 0)
+        finally:
+            for held in list(lock._held):
+                lock.release_run_dir(held)
+            for handler in root.handlers[:]:
+                if handler not in saved[0]:
+                    root.removeHandler(handler)
+                    handler.close()
+            root.handlers[:], root.level = saved
+            for name, (handlers, level, propagate) in named.items():
+                lg = logging.getLogger(name)
+                lg.handlers[:], lg.level, lg.propagate = handlers, level, propagate
+        out = capsys.readouterr()
+        return code, out.out, out.err, time.monotonic() - t0
+
+    return run

@@ -19,6 +19,6 @@ def fsync(fd: int) -> None:
 os.fsync = fsync
 sys.argv = ["fedunlearn", *sys.argv[2:]]
 
-from fedunlearn.app import cli  # noqa: E402
+from fedunlearn.app.cli import cli  # noqa: E402
 
 cli()

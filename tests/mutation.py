@@ -31,7 +31,7 @@ TESTS = ["tests/reference", "tests/test_method_math.py", "tests/test_calibration
 
 @dataclass(frozen=True)
 class Mutant:
-    module: str  # under fedunlearn/unlearning/
+    module: str  # under fedunlearn/unlearning/ (a method: methods/<name>.py)
     find: str  # must occur exactly once in the module
     replace: str
     what: str
@@ -41,14 +41,14 @@ class Mutant:
 U = "fedunlearn/unlearning/"
 MUTANTS = [
     # FedEraser, FedAccum and their replay
-    Mutant("federaser.py", "replies = ctx.trainer.train(params, seeds, plan,",
-           "replies = ctx.trainer.train(ctx.history.global_model(round_), seeds, plan,",
+    Mutant("methods/federaser.py", "replies = ctx.clients.train(params, seeds, plan,",
+           "replies = ctx.clients.train(ctx.history.global_model(round_), seeds, plan,",
            "calibration trains from the stored global model M^t, not the unlearned model"),
-    Mutant("federaser.py", "outcome.params = add(params, step)", "outcome.params = add(ctx.history.global_model(round_), step)",
+    Mutant("methods/federaser.py", "outcome.params = add(params, step)", "outcome.params = add(ctx.history.global_model(round_), step)",
            "each step is added to the stored model instead of the unlearned one"),
-    Mutant("federaser.py", "epochs = p.calibration_ratio * ctx.cfg.fl.local_epochs", "epochs = ctx.cfg.fl.local_epochs",
+    Mutant("methods/federaser.py", "epochs = p.calibration_ratio * ctx.cfg.fl.local_epochs", "epochs = ctx.cfg.fl.local_epochs",
            "calibration trains the whole local training, not r of it"),
-    Mutant("federaser.py", "[1.0 / len(stored.cids)] * len(stored.cids) if equal else stored.weights", "stored.weights",
+    Mutant("methods/federaser.py", "[1.0 / len(stored.cids)] * len(stored.cids) if equal else stored.weights", "stored.weights",
            "the first step of granularity=layer uses sample weights, not the code's equal ones"),
     Mutant("calibration.py", "return direction * (magnitude / norm)", "return direction * magnitude",
            "the new direction is not normalised"),
@@ -63,97 +63,97 @@ MUTANTS = [
     Mutant("replay.py", "keep = ctx.remaining(round_)", "keep = ctx.history.participants(round_)",
            "the forgotten clients' stored updates are replayed too"),
     # Crab
-    Mutant("crab.py", "            t0 = time.perf_counter()\n            seeds = {c: client_seed(ctx.cfg.seed, Stream.CALIBRATION,",
+    Mutant("methods/crab.py", "            t0 = time.perf_counter()\n            seeds = {c: client_seed(ctx.cfg.seed, CALIBRATION,",
            "            t0 = time.perf_counter()\n            model = h.global_model(t)\n"
-           "            seeds = {c: client_seed(ctx.cfg.seed, Stream.CALIBRATION,",
+           "            seeds = {c: client_seed(ctx.cfg.seed, CALIBRATION,",
            "the authors' unchained recovery: every step restarts from the stored poisoned model"),
-    Mutant("crab.py", "if losses[i] < start_loss * (1 - loss_drop) or i == last:",
+    Mutant("methods/crab.py", "if losses[i] < start_loss * (1 - loss_drop) or i == last:",
            "if losses[i] > start_loss * (1 - loss_drop) or i == last:", "a window closes while the loss has not fallen"),
-    Mutant("crab.py", "rounds = [start + int(j) for j in np.argsort(kl)[::-1][: int(len(window) * round_ratio)]]",
+    Mutant("methods/crab.py", "rounds = [start + int(j) for j in np.argsort(kl)[::-1][: int(len(window) * round_ratio)]]",
            "rounds = [start + int(j) for j in np.argsort(kl)[: int(len(window) * round_ratio)]]",
            "the rounds with the smallest KL are kept"),
-    Mutant("crab.py", "order = np.argsort(scores)[::-1][: int(len(clients) * client_ratio)]",
+    Mutant("methods/crab.py", "order = np.argsort(scores)[::-1][: int(len(clients) * client_ratio)]",
            "order = np.argsort(scores)[: int(len(clients) * client_ratio)]", "the least similar clients are kept"),
-    Mutant("crab.py", "scores = [similarity(models[r + 1], locals_of[r][c]) for c in clients]",
+    Mutant("methods/crab.py", "scores = [similarity(models[r + 1], locals_of[r][c]) for c in clients]",
            "scores = [similarity(models[r], locals_of[r][c]) for c in clients]",
            "clients are compared with the round's starting model, not its aggregate"),
-    Mutant("crab.py", "weighted_sum([subtract(u.params, model) for u in first_pass], [n / sum(sizes) for n in sizes])",
+    Mutant("methods/crab.py", "weighted_sum([subtract(u.params, model) for u in first_pass], [n / sum(sizes) for n in sizes])",
            "weighted_sum([subtract(u.params, model) for u in first_pass], [1 / len(sizes) for n in sizes])",
            "newGM is an equal-weight mean, not FedAvg"),
-    Mutant("crab.py", "model = h.global_model(first)", "model = h.global_model(rounds[0])",
+    Mutant("methods/crab.py", "model = h.global_model(first)", "model = h.global_model(rounds[0])",
            "recovery starts from the initial model instead of the forgotten clients' first round"),
-    Mutant("crab.py", "losses.append(float(np.dot([recorded[c] for c in kept], sizes) / sum(sizes)))",
+    Mutant("methods/crab.py", "losses.append(float(np.dot([recorded[c] for c in kept], sizes) / sum(sizes)))",
            "losses.append(float(np.mean([recorded[c] for c in kept])))", "round loss is an unweighted mean"),
     # SIFU
-    Mutant("sifu.py", "psi[t, j] += (p / (1 - p) if p < 1 else 1.0) * distances[c]",
+    Mutant("methods/sifu.py", "psi[t, j] += (p / (1 - p) if p < 1 else 1.0) * distances[c]",
            "psi[t, j] += (p if p < 1 else 1.0) * distances[c]", "sensitivity increment p·d instead of p/(1 − p)·d"),
-    Mutant("sifu.py", "admissible = int(np.nonzero(psi <= bound)[0].max())",
+    Mutant("methods/sifu.py", "admissible = int(np.nonzero(psi <= bound)[0].max())",
            "admissible = int(np.nonzero(psi <= bound)[0].min())", "restart from the first admissible model, not the last"),
-    Mutant("sifu.py", "psi = sensitivities(steps, sorted(ctx.forget)).max(axis=1)",
+    Mutant("methods/sifu.py", "psi = sensitivities(steps, sorted(ctx.forget)).max(axis=1)",
            "psi = sensitivities(steps, sorted(ctx.forget)).min(axis=1)", "Ψ of a request is the min over its clients"),
-    Mutant("sifu.py", "restart = h.global_model(rounds[admissible]) if admissible < len(rounds) else ctx.trained",
+    Mutant("methods/sifu.py", "restart = h.global_model(rounds[admissible]) if admissible < len(rounds) else ctx.trained",
            "restart = h.global_model(rounds[max(0, admissible - 1)]) if admissible < len(rounds) else ctx.trained",
            "restart one round earlier than admissible"),
-    Mutant("sifu.py", "noise.normal(0.0, p.sigma, v.shape)", "noise.normal(0.0, 2 * p.sigma, v.shape)",
+    Mutant("methods/sifu.py", "noise.normal(0.0, p.sigma, v.shape)", "noise.normal(0.0, 2 * p.sigma, v.shape)",
            "restart noise twice as large"),
-    Mutant("sifu.py", "distances = {cids[0]: global_move(h, rounds, i, ctx.trained)}",
+    Mutant("methods/sifu.py", "distances = {cids[0]: global_move(h, rounds, i, ctx.trained)}",
            "distances = {cids[0]: 0.0}", "a forgotten client alone in its round adds nothing"),
     # PGA
-    Mutant("pga.py", "(-loss_fn(model(x[idx]), y[idx])).backward()", "loss_fn(model(x[idx]), y[idx]).backward()",
+    Mutant("methods/pga.py", "(-loss_fn(model(x[idx]), y[idx])).backward()", "loss_fn(model(x[idx]), y[idx]).backward()",
            "descent instead of ascent"),
-    Mutant("pga.py", "        if norm > radius:\n", "        if norm < radius:\n", "projection when inside the ball"),
-    Mutant("pga.py", "reference = _mean([add(start, ctx.history.client_update(last, c)) for c in others]) if others else start",
+    Mutant("methods/pga.py", "        if norm > radius:\n", "        if norm < radius:\n", "projection when inside the ball"),
+    Mutant("methods/pga.py", "reference = _mean([add(start, ctx.history.client_update(last, c)) for c in others]) if others else start",
            "reference = _mean([add(start, ctx.history.client_update(last, c)) for c in cids]) if others else start",
            "w_ref includes the leaving client"),
-    Mutant("pga.py", "return float((_vector(model) - target).norm() ** 2) > self.params.distance_threshold",
-           "return float((_vector(model) - target).norm() ** 2) < self.params.distance_threshold",
+    Mutant("methods/pga.py", "return float((_vector(model) - target).norm() ** 2) > self.hparams.distance_threshold",
+           "return float((_vector(model) - target).norm() ** 2) < self.hparams.distance_threshold",
            "the distance stop compares the wrong way"),
-    Mutant("pga.py", "return float(np.sqrt(fraction * np.mean(squared_distances)))",
+    Mutant("methods/pga.py", "return float(np.sqrt(fraction * np.mean(squared_distances)))",
            "return float(fraction * np.sqrt(np.mean(squared_distances)))", "radius = fraction × RMS (the audit's misreading)"),
     # FedRecover
-    Mutant("fedrecover.py", "g = stored[c] - buf.hvp(shift)", "g = stored[c] + buf.hvp(shift)", "the estimate's sign"),
-    Mutant("fedrecover.py", "if float(np.max(np.abs(g))) > tau:", "if float(np.max(np.abs(g))) < tau:",
+    Mutant("methods/fedrecover.py", "g = stored[c] - buf.hvp(shift)", "g = stored[c] + buf.hvp(shift)", "the estimate's sign"),
+    Mutant("methods/fedrecover.py", "if float(np.max(np.abs(g))) > tau:", "if float(np.max(np.abs(g))) < tau:",
            "abnormality comparison reversed"),
-    Mutant("fedrecover.py", "tau_global = p.tau_factor * max((self._tau_t(ctx, t) for t in rounds), default=0.0)",
+    Mutant("methods/fedrecover.py", "tau_global = p.tau_factor * max((self._tau_t(ctx, t) for t in rounds), default=0.0)",
            "tau_global = p.tau_factor * min((self._tau_t(ctx, t) for t in rounds), default=0.0)", "τ = min_t τ_t"),
-    Mutant("fedrecover.py", "buffers.setdefault(reply.cid, PairBuffer(p.buffer_size)).add(shift, stored[reply.cid] - g)",
+    Mutant("methods/fedrecover.py", "buffers.setdefault(reply.cid, PairBuffer(p.buffer_size)).add(shift, stored[reply.cid] - g)",
            "buffers.setdefault(reply.cid, PairBuffer(p.buffer_size)).add(shift, g - stored[reply.cid])",
            "curvature pair with the wrong sign"),
-    Mutant("fedrecover.py", "scheduled = index <= p.warmup_rounds or", "scheduled = index < p.warmup_rounds or",
+    Mutant("methods/fedrecover.py", "scheduled = index <= p.warmup_rounds or", "scheduled = index < p.warmup_rounds or",
            "warm-up one round short"),
-    Mutant("fedrecover.py", "weights = sample_weights([ctx.history.num_examples(t, c) for c in used])",
+    Mutant("methods/fedrecover.py", "weights = sample_weights([ctx.history.num_examples(t, c) for c in used])",
            "weights = [1.0 / len(used)] * len(used)", "equal client weights"),
     # PUF, NoT, FedQUIT
-    Mutant("puf.py", "return weighted_sum([d for d, _ in leaving], [-eta * n / total for _, n in leaving])",
+    Mutant("methods/puf.py", "return weighted_sum([d for d, _ in leaving], [-eta * n / total for _, n in leaving])",
            "return weighted_sum([d for d, _ in leaving], [eta * n / total for _, n in leaving])",
            "special: the update is added, not negated"),
-    Mutant("puf.py", "    total = sum(n for _, n in leaving) + sum(n for _, n in remaining)\n",
+    Mutant("methods/puf.py", "    total = sum(n for _, n in leaving) + sum(n for _, n in remaining)\n",
            "    total = sum(n for _, n in remaining)\n", "regular: N without the leaving clients"),
-    Mutant("puf.py", "leaving_replies = ctx.trainer.train(w, seeds, ctx.plan(p.epochs), group)",
-           "leaving_replies = ctx.trainer.train(w, seeds, ctx.plan(1.0), group)",
+    Mutant("methods/puf.py", "leaving_replies = ctx.clients.train(w, seeds, ctx.plan(p.epochs), group)",
+           "leaving_replies = ctx.clients.train(w, seeds, ctx.plan(1.0), group)",
            "the leaving clients train one epoch whatever training's clients train"),
-    Mutant("fednot.py", "names = [k for k, v in params.items() if v.ndim >= 2 and v.dtype.kind == \"f\"][:layers]",
+    Mutant("methods/fednot.py", "names = [k for k, v in params.items() if v.ndim >= 2 and v.dtype.kind == \"f\"][:layers]",
            "names = [k for k, v in params.items() if v.ndim >= 2 and v.dtype.kind == \"f\"][-layers:]",
            "the last weight tensor is negated, not the first"),
-    Mutant("fedquit.py", "return logits.scatter(1, labels[:, None], logits.min(dim=1, keepdim=True).values)",
+    Mutant("methods/fedquit.py", "return logits.scatter(1, labels[:, None], logits.min(dim=1, keepdim=True).values)",
            "return logits.scatter(1, labels[:, None], logits.max(dim=1, keepdim=True).values)",
            "the true-class logit becomes the largest"),
-    Mutant("fedquit.py", "return F.kl_div(F.log_softmax(student / tau, dim=1), target, reduction=\"batchmean\")",
+    Mutant("methods/fedquit.py", "return F.kl_div(F.log_softmax(student / tau, dim=1), target, reduction=\"batchmean\")",
            "return F.kl_div(F.log_softmax(student, dim=1), target, reduction=\"batchmean\")",
            "the student's softmax without the temperature"),
-    Mutant("fedquit.py", "adopted: Params = weighted_sum(students, [n / sum(sizes) for n in sizes])",
+    Mutant("methods/fedquit.py", "adopted: Params = weighted_sum(students, [n / sum(sizes) for n in sizes])",
            "adopted: Params = weighted_sum(students, [1 / len(sizes) for n in sizes])",
            "several leaving clients' students averaged with equal weights"),
     # FUKD, kd_recover
-    Mutant("kd.py", "return add(ctx.trained, weighted_sum(contributions, weights), scale=-1.0), len(contributions)",
+    Mutant("methods/kd.py", "return add(ctx.trained, weighted_sum(contributions, weights), scale=-1.0), len(contributions)",
            "return add(ctx.trained, weighted_sum(contributions, weights), scale=1.0), len(contributions)",
            "the forgotten updates are added, not subtracted"),
-    Mutant("kd.py", "                contributions.append(ctx.history.client_update(t, c))\n                weights.append(w)",
+    Mutant("methods/kd.py", "                contributions.append(ctx.history.client_update(t, c))\n                weights.append(w)",
            "                contributions.append(ctx.history.client_update(t, c))\n"
            "                weights.append(1.0 / len(cids))", "p_u^t equal instead of the client's FedAvg weight"),
-    Mutant("kd.py", "loss = F.kl_div(log_probs, soft_targets[idx], reduction=\"batchmean\") * p.temperature**2",
+    Mutant("methods/kd.py", "loss = F.kl_div(log_probs, soft_targets[idx], reduction=\"batchmean\") * p.temperature**2",
            "loss = F.kl_div(log_probs, soft_targets[idx], reduction=\"batchmean\")", "no T² factor"),
-    Mutant("kd.py", "torch.nn.utils.clip_grad_norm_(student.parameters(), p.max_grad_norm)",
+    Mutant("methods/kd.py", "torch.nn.utils.clip_grad_norm_(student.parameters(), p.max_grad_norm)",
            "torch.nn.utils.clip_grad_norm_(student.parameters(), 2 * p.max_grad_norm)", "clipping at twice the norm"),
     # FedRecovery
     Mutant("residual.py", "    kept_w = w[keep] / w[keep].sum()\n", "    kept_w = w[keep]\n",
@@ -167,9 +167,9 @@ MUTANTS = [
            "recovery rounds sample the forgotten clients too"),
     Mutant("base.py", "plan = dataclasses.replace(self.plan(max_grad_norm=max_grad_norm), max_steps=max_steps)",
            "plan = self.plan(max_grad_norm=max_grad_norm)", "the post-training cap is ignored"),
-    Mutant("retrain.py", "schedule = [(t, ctx.remaining(t)) for t in rounds]",
+    Mutant("methods/retrain.py", "schedule = [(t, ctx.remaining(t)) for t in rounds]",
            "schedule = [(t, ctx.history.participants(t)) for t in rounds]", "retrain keeps the forgotten clients"),
-    Mutant("rollback.py", "start = max(r for r in ctx.history.rounds_stored() if r <= first)",
+    Mutant("methods/rollback.py", "start = max(r for r in ctx.history.rounds_stored() if r <= first)",
            "start = min(r for r in ctx.history.rounds_stored() if r <= first)", "rollback restarts from the first round"),
 ]  # fmt: skip
 
@@ -198,7 +198,7 @@ def run(copy: Path, timeout: float) -> tuple[bool, str]:
 def imported_from(copy: Path) -> str:
     """Where the tests' ``import fedunlearn`` finds the package (it must be the copy, not the installed one)."""
     env = {**os.environ, "PYTHONPATH": f"{copy}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    code = "import fedunlearn.unlearning.crab as m; print(m.__file__)"
+    code = "import fedunlearn.unlearning.methods.crab as m; print(m.__file__)"
     return subprocess.run(
         [sys.executable, "-c", code], cwd=copy, env=env, capture_output=True, text=True
     ).stdout.strip()
@@ -220,7 +220,7 @@ def main() -> int:
     parser.add_argument("--report", type=Path, help="also write the report here")
     parser.add_argument("--timeout", type=float, default=600.0)
     args = parser.parse_args()
-    chosen = [m for m in MUTANTS if args.only is None or m.module.startswith(args.only)]
+    chosen = [m for m in MUTANTS if args.only is None or Path(m.module).stem == args.only]
     rows, killed, t0 = [], 0, time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         copy = workspace(Path(tmp))

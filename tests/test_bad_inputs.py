@@ -1,11 +1,13 @@
-"""A battery of bad inputs through the real CLI: each ends with exit code != 0, one ``fedunlearn:`` line naming the
-key to change, no Python traceback on the console, no results.json, within 15 s when start-up checks catch it and
-30 s when Ray has to be asked."""
+"""A battery of bad inputs through the command's entry point: each ends with exit code != 0, one ``fedunlearn:``
+line naming the key to change, no Python traceback on the console, no results.json, within 15 s when start-up
+checks catch it and 30 s when Ray has to be asked. What start-up checks catch runs in the test's process (the same
+``cli()`` the command runs, its exit caught); what needs Ray runs as a real process."""
 
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -93,18 +95,43 @@ def assert_one_line(
     assert not (run_dir / "results.json").exists()
 
 
-@pytest.mark.parametrize(("overrides", "names", "limit"), CASES, ids=[" ".join(c[0]) for c in CASES])
-def test_bad_input_is_one_line(tmp_path: Path, overrides: list[str], names: str, limit: float) -> None:
-    ray = [] if any(o.startswith(("ray.address", "ray=", "ray.num_cpus=")) for o in overrides) else ["ray.num_cpus=2"]
-    proc, wall = cli(*BASE, *overrides, *ray, f"hydra.run.dir={tmp_path / 'run'}", env={"RAY_ADDRESS": ""})
+def _in_process(run: Any, *args: str) -> tuple[subprocess.CompletedProcess[str], float]:
+    code, out, err, wall = run(*args)
+    return subprocess.CompletedProcess([], code, out, err), wall
+
+
+def _ray(overrides: list[str]) -> list[str]:
+    return [] if any(o.startswith(("ray.address", "ray=", "ray.num_cpus=")) for o in overrides) else ["ray.num_cpus=2"]
+
+
+STARTUP_CASES = [c for c in CASES if c[2] == STARTUP]
+RAY_CASES = [c for c in CASES if c[2] == RAY]
+
+
+@pytest.mark.parametrize(("overrides", "names", "limit"), STARTUP_CASES, ids=[" ".join(c[0]) for c in STARTUP_CASES])
+def test_bad_input_is_one_line(
+    tmp_path: Path, overrides: list[str], names: str, limit: float, cli_in_process: Any, monkeypatch: Any
+) -> None:
+    monkeypatch.setenv("RAY_ADDRESS", "")
+    code, out, err, wall = cli_in_process(*BASE, *overrides, *_ray(overrides), f"hydra.run.dir={tmp_path / 'run'}")
+    proc = subprocess.CompletedProcess([], code, out, err)
     assert_one_line(proc, wall, names, limit, tmp_path / "run")
 
 
-def test_ray_address_from_the_job_api_is_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("overrides", "names", "limit"), RAY_CASES, ids=[" ".join(c[0]) for c in RAY_CASES])
+def test_bad_ray_input_is_one_line(tmp_path: Path, overrides: list[str], names: str, limit: float) -> None:
+    """Ray's own folder is the test's (short: Ray's socket paths have a length limit), so that ``ray.address=auto``
+    finds no cluster another process started on this machine."""
+    with tempfile.TemporaryDirectory(prefix="ray", dir="/tmp") as ray_tmp:
+        env = {"RAY_ADDRESS": "", "RAY_TMPDIR": ray_tmp}
+        proc, wall = cli(*BASE, *overrides, *_ray(overrides), f"hydra.run.dir={tmp_path / 'run'}", env=env)
+    assert_one_line(proc, wall, names, limit, tmp_path / "run")
+
+
+def test_ray_address_from_the_job_api_is_refused(tmp_path: Path, cli_in_process: Any, monkeypatch: Any) -> None:
     """RAY_ADDRESS=http://... is what `ray job submit` needs; a run told to join a cluster must say it is not one."""
-    proc, wall = cli(
-        *BASE, "ray=cluster", f"hydra.run.dir={tmp_path / 'run'}", env={"RAY_ADDRESS": "http://127.0.0.1:8265"}
-    )
+    monkeypatch.setenv("RAY_ADDRESS", "http://127.0.0.1:8265")
+    proc, wall = _in_process(cli_in_process, *BASE, "ray=cluster", f"hydra.run.dir={tmp_path / 'run'}")
     assert_one_line(proc, wall, "ray.address", STARTUP, tmp_path / "run")
     assert "RAY_ADDRESS=http://127.0.0.1:8265" in proc.stderr
 
@@ -146,26 +173,28 @@ def _damage(history: Path, how: str) -> Any:
         victim.unlink()
 
 
-def test_resume_into_a_directory_without_a_run_names_the_path(tmp_path: Path) -> None:
+def test_resume_into_a_directory_without_a_run_names_the_path(tmp_path: Path, cli_in_process: Any) -> None:
     missing = tmp_path / "typo"
-    proc, wall = cli(*RUN, "resume=true", f"hydra.run.dir={missing}")
+    proc, wall = _in_process(cli_in_process, *RUN, "resume=true", f"hydra.run.dir={missing}")
     assert_one_line(proc, wall, f"{missing} holds no run to resume", STARTUP, missing)
     assert "hydra.run.dir" in proc.stderr
 
 
-def test_resume_with_another_config_names_the_keys_that_differ(finished: Path, tmp_path: Path) -> None:
+def test_resume_with_another_config_names_the_keys_that_differ(
+    finished: Path, tmp_path: Path, cli_in_process: Any
+) -> None:
     run_dir = _copy(finished, tmp_path / "run")
-    proc, wall = cli(*RUN, "seed=5", "fl.lr=0.05", "resume=true", f"hydra.run.dir={run_dir}")
+    proc, wall = _in_process(cli_in_process, *RUN, "seed=5", "fl.lr=0.05", "resume=true", f"hydra.run.dir={run_dir}")
     assert_one_line(proc, wall, "different config", STARTUP, tmp_path / "none")
     assert "seed (0 → 5)" in proc.stderr and "fl.lr (0.1 → 0.05)" in proc.stderr
 
 
 @pytest.mark.parametrize(("how", "says"), [("corrupt", "is corrupted (checksum mismatch)"), ("missing", "is missing")])
 def test_resume_with_a_damaged_history_names_round_and_client(
-    finished: Path, tmp_path: Path, how: str, says: str
+    finished: Path, tmp_path: Path, how: str, says: str, cli_in_process: Any
 ) -> None:
     run_dir = _copy(finished, tmp_path / "run")
     _damage(run_dir / "history", how)
-    proc, wall = cli(*RUN, "resume=true", f"hydra.run.dir={run_dir}")
+    proc, wall = _in_process(cli_in_process, *RUN, "resume=true", f"hydra.run.dir={run_dir}")
     assert_one_line(proc, wall, f"history file for round 2, client 1 {says}", STARTUP, run_dir)
     assert proc.returncode == 3

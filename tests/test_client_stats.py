@@ -11,12 +11,13 @@ import pytest
 import torch
 
 from fedunlearn.config import ConfigError
+from fedunlearn.core.params import set_params
 from fedunlearn.data import federated_data
 from fedunlearn.experiment.stages import recorded_stats
-from fedunlearn.fl.params import set_params
-from fedunlearn.history import DISTANCE, RECEIVED_LOSS, HistoryStore
+from fedunlearn.history import HistoryStore
 from fedunlearn.models import build_model
-from fedunlearn.unlearning.sifu import round_distances
+from fedunlearn.unlearning.methods.crab import RECEIVED_LOSS
+from fedunlearn.unlearning.methods.sifu import DISTANCE, round_distances
 from tests.conftest import TINY, make_config, run_in_process
 
 RUN = [*TINY, "fl.num_rounds=5", "backdoor.clients=[1]", "forget.clients=[1]", "unlearning.methods=[crab,sifu]"]

@@ -7,9 +7,9 @@ import pytest
 import torch
 from torch import nn
 
+from fedunlearn.core.task import TrainPlan, train_local
 from fedunlearn.data.datasets import ArrayDataset
-from fedunlearn.fl.client_app import plan_to_record, record_to_plan
-from fedunlearn.fl.task import TrainPlan, train_local
+from fedunlearn.flower.codec import plan_to_record, record_to_plan
 
 
 def one_step_change(max_grad_norm: float | None) -> float:

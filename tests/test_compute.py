@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from fedunlearn.data import federated_data
-from fedunlearn.reporting.results import Compute
+from fedunlearn.results import Compute
 from tests.conftest import TINY, make_config, run_in_process
 
 RUN = (*TINY, "backdoor.clients=[1]", "forget.clients=[1]")

@@ -19,9 +19,9 @@ from typing import Any
 import psutil
 import pytest
 
+from fedunlearn.core.federation import InexactReference
 from fedunlearn.experiment.certificate import verify_certificate
 from fedunlearn.experiment.lock import LOCK_FILE, RunDirBusy, lock_run_dir, release_run_dir
-from fedunlearn.fl.federation import InexactReference
 from tests.conftest import TINY, load_results, make_config, run_cli, run_in_process
 from tests.test_bad_inputs import STARTUP, assert_one_line, cli
 
@@ -93,7 +93,7 @@ def test_a_local_run_listens_on_loopback_only_and_needs_its_token(tmp_path: Path
 def test_the_private_settings_are_restored_after_the_run(monkeypatch) -> None:
     from ray._private import ray_constants
 
-    from fedunlearn.fl.simulation import private_ray
+    from fedunlearn.flower.simulation import private_ray
 
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     monkeypatch.delenv("RAY_AUTH_TOKEN", raising=False)
@@ -199,8 +199,8 @@ def test_a_full_disk_ends_in_one_line_and_the_run_resumes_once_there_is_room(tmp
 def test_the_reports_writes_fail_as_file_errors_naming_the_file(tmp_path: Path, monkeypatch) -> None:
     from fedunlearn.history import writer
     from fedunlearn.history.writer import RunFileError
-    from fedunlearn.reporting.results import from_json
     from fedunlearn.reporting.tables import write_comparison
+    from fedunlearn.results import from_json
 
     result = from_json(run_in_process(make_config(*RUN), tmp_path / "run"))
 
@@ -213,14 +213,14 @@ def test_the_reports_writes_fail_as_file_errors_naming_the_file(tmp_path: Path, 
 
 
 def test_only_the_runs_own_files_are_file_errors(tmp_path: Path) -> None:
-    from fedunlearn.app import _inside
+    from fedunlearn.app.errors import _inside
 
     assert _inside(str(tmp_path / "run" / "history" / "x"), tmp_path / "run")
     assert not _inside("/usr/share/datasets/x", tmp_path / "run") and not _inside(None, tmp_path / "run")
 
 
 def test_the_run_log_stops_quietly_when_its_disk_is_full(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from fedunlearn.app import RunLogHandler
+    from fedunlearn.app.errors import RunLogHandler
 
     handler = RunLogHandler(tmp_path / "run.log")
     logger = logging.getLogger("fedunlearn.test-full-log")
@@ -260,7 +260,7 @@ def test_a_client_crash_in_retrain_stops_the_run_even_when_tolerated(tmp_path: P
 
 def test_an_allowed_crash_in_retrain_marks_it_inexact_everywhere(tmp_path: Path, monkeypatch) -> None:
     from fedunlearn.reporting.console import summary
-    from fedunlearn.reporting.results import from_json
+    from fedunlearn.results import from_json
 
     monkeypatch.setenv("FEDUNLEARN_INJECT_FAULT", "retrain-3:2,federaser-2:3")
     cfg = make_config(*RUN, "fl.max_client_failures=1", "fl.exact_reference=false")
@@ -283,7 +283,7 @@ def test_an_allowed_crash_in_retrain_marks_it_inexact_everywhere(tmp_path: Path,
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from fedunlearn.app import config_container
+    from fedunlearn.app.compose import config_container
 
     run_dir = tmp_path_factory.mktemp("finished") / "run"
     results = run_in_process(make_config(*RUN), run_dir)
@@ -318,7 +318,7 @@ def test_an_edited_certificate_claim_fails_verification_in_one_line(finished: Pa
         "its fields were edited after it was written (the digest over them does not match)"
     ]
     proc = subprocess.run(
-        [sys.executable, "-c", "from fedunlearn.experiment.certificate import main; main()", str(cert)],
+        [sys.executable, "-c", "from fedunlearn.app.verify import main; main()", str(cert)],
         capture_output=True, text=True,
     )  # fmt: skip
     assert proc.returncode == 1 and proc.stdout == ""
@@ -371,7 +371,7 @@ def test_a_damaged_checkpoint_is_found_before_ray_starts_and_says_what_to_do(
 
 def _verify(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", "from fedunlearn.experiment.certificate import main; main()", *args],
+        [sys.executable, "-c", "from fedunlearn.app.verify import main; main()", *args],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
 

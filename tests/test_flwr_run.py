@@ -14,8 +14,8 @@ from typing import Any
 import psutil
 import pytest
 
-from fedunlearn.app import compose_config, config_container
-from fedunlearn.flwr_app import overrides_of
+from fedunlearn.app.compose import compose_config, config_container
+from fedunlearn.app.flwr import overrides_of
 from tests.conftest import TINY, load_results, run_cli
 from tests.test_ray_cluster import free_ports
 

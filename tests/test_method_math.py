@@ -5,7 +5,7 @@ import math
 import numpy as np
 
 from fedunlearn.unlearning.lbfgs import bfgs_matrix, lbfgs_hvp
-from fedunlearn.unlearning.pga import project_to_ball
+from fedunlearn.unlearning.methods.pga import project_to_ball
 from fedunlearn.unlearning.residual import gaussian_sigma, round_residual, round_weights
 
 

@@ -9,8 +9,8 @@ import pytest
 from fedunlearn import unlearning
 from fedunlearn.reporting.aggregate import main as report_main
 from fedunlearn.reporting.plots import plot_methods, plot_rounds
-from fedunlearn.reporting.results import from_json
 from fedunlearn.reporting.tables import write_comparison
+from fedunlearn.results import from_json
 from tests.conftest import run_in_process
 
 

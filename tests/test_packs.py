@@ -7,11 +7,13 @@ import pytest
 import torch
 from flwr.app import Array, ConfigRecord, Context, Message, MessageType, RecordDict
 
-from fedunlearn.fl.client_app import (
+from fedunlearn.core.params import get_params
+from fedunlearn.core.task import FAULT_ENV, TaskConfig, TrainPlan, drops_out, run_client
+from fedunlearn.flower.client_app import make_client_app
+from fedunlearn.flower.codec import (
     DROPOUT,
     FAILED,
     from_array,
-    make_client_app,
     pack_to_record,
     params_to_record,
     plan_to_record,
@@ -19,9 +21,7 @@ from fedunlearn.fl.client_app import (
     record_to_params,
     to_array,
 )
-from fedunlearn.fl.params import get_params
-from fedunlearn.fl.server_app import make_packs
-from fedunlearn.fl.task import FAULT_ENV, TaskConfig, TrainPlan, drops_out, run_client
+from fedunlearn.flower.server_app import make_packs
 
 
 def test_packs_cover_every_client_once_in_packs_of_equal_work() -> None:

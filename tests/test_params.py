@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from fedunlearn.fl.fedavg import fedavg, sample_clients
-from fedunlearn.fl.federation import Replies
-from fedunlearn.fl.params import add, flatten, sample_weights, subtract, unflatten, weighted_sum
-from fedunlearn.fl.task import ClientUpdate
+from fedunlearn.core.fedavg import fedavg, sample_clients
+from fedunlearn.core.federation import Replies
+from fedunlearn.core.params import add, flatten, sample_weights, subtract, unflatten, weighted_sum
+from fedunlearn.core.task import ClientUpdate
 
 
 def p(w: list[float], b: list[float]) -> dict[str, np.ndarray]:

@@ -7,10 +7,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from fedunlearn.fl.federation import LocalTrainer, Replies
-from fedunlearn.fl.params import Params
-from fedunlearn.fl.server_app import max_concurrency
-from fedunlearn.fl.task import TrainPlan, drops_out
+from fedunlearn.core.federation import LocalTrainer, Replies
+from fedunlearn.core.params import Params
+from fedunlearn.core.task import TrainPlan, drops_out
+from fedunlearn.flower.server_app import max_concurrency
 from fedunlearn.history import HistoryStore
 from fedunlearn.seeds import Stream, client_seed
 from tests.conftest import TINY, local_trainer, make_config, run_in_process

@@ -80,7 +80,7 @@ def test_many_server_epochs_log_one_line(caplog: pytest.LogCaptureFixture) -> No
     """kd_recover's 100 distillation epochs: one INFO line when they end, not 100 "round" lines."""
     import logging
 
-    from fedunlearn.fl.fedavg import RoundLog
+    from fedunlearn.core.fedavg import RoundLog
 
     log = RoundLog()
     with caplog.at_level(logging.INFO, logger="fedunlearn.rounds"):

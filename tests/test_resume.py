@@ -16,6 +16,7 @@ from tests.conftest import TINY, load_results, run_cli
 
 pytestmark = pytest.mark.e2e
 
+MARK = "FEDUNLEARN_TEST_RUN"
 RUN = (
     *TINY,
     "fl.num_rounds=12",
@@ -35,26 +36,34 @@ def comparable(value: Any) -> Any:
     return value
 
 
-def ray_processes() -> list[str]:
-    """Command lines of Ray's processes on this machine (the tests run one Ray at a time)."""
+def ray_processes(mark: str) -> list[str]:
+    """Command lines of the Ray processes started by the run whose environment carries ``mark`` (other tests may run
+    Ray beside this one: every Ray process inherits its driver's environment)."""
     import psutil
 
     names = ("ray::", "raylet", "gcs_server", "dashboard")
     found = []
     for p in psutil.process_iter(["cmdline"]):
         cmd = " ".join(p.info["cmdline"] or [])
-        if any(n in cmd for n in names) and "fu-ray-" not in cmd:  # not a test's own head node
-            found.append(cmd[:80])
+        if not any(n in cmd for n in names):
+            continue
+        try:
+            if p.environ().get(MARK) == mark:
+                found.append(cmd[:80])
+        except psutil.Error:
+            continue
     return found
 
 
-def run_until(marker: str, run_dir: Path, cwd: Path, sig: signal.Signals = signal.SIGKILL, group: bool = True) -> float:
-    """Start a run and send ``sig`` to it (and, with ``group``, its process group) as soon as a log line contains
-    ``marker``; return the seconds it took to exit."""
+def run_until(
+    marker: str, run_dir: Path, cwd: Path, sig: signal.Signals = signal.SIGKILL, group: bool = True, mark: str = ""
+) -> float:
+    """Start a run (its environment carrying ``mark``) and send ``sig`` to it (and, with ``group``, its process group)
+    as soon as a log line contains ``marker``; return the seconds it took to exit."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "fedunlearn", *RUN, "ray.num_cpus=2", f"hydra.run.dir={run_dir}"],
         cwd=cwd,
-        env={**os.environ, "PYTHONUNBUFFERED": "1", "HYDRA_FULL_ERROR": "0"},
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "HYDRA_FULL_ERROR": "0", MARK: mark},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -122,8 +131,9 @@ def test_sigterm_stops_within_seconds_and_resumes(uninterrupted, tmp_path: Path)
 
 
 def test_kill_9_of_the_driver_leaves_no_ray_process(tmp_path: Path) -> None:
-    run_until("[train] round 3/12", tmp_path / "run", tmp_path, signal.SIGKILL, group=False)
+    mark = tmp_path.name
+    run_until("[train] round 3/12", tmp_path / "run", tmp_path, signal.SIGKILL, group=False, mark=mark)
     deadline = time.monotonic() + 15
-    while ray_processes() and time.monotonic() < deadline:
+    while ray_processes(mark) and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert ray_processes() == []
+    assert ray_processes(mark) == []

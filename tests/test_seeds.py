@@ -1,20 +1,36 @@
-"""Seed streams: one enum, unique values, and the streams that earlier results depend on kept as they were."""
+"""Random streams: unique values, the run's own and those the methods declare, and different draws for each."""
 
-from fedunlearn.seeds import Stream, client_seed, rng, torch_seed
+import pytest
+
+from fedunlearn.seeds import Stream, client_seed, declare, declared, rng, torch_seed
+from fedunlearn.unlearning import discover
 
 
-def test_streams_are_unique() -> None:
-    values = [s.value for s in Stream]
-    assert len(values) == len(set(values))
+def test_every_stream_has_its_own_value() -> None:
+    discover()
+    streams = declared()
+    assert {int(s) for s in Stream} <= set(streams)
+    assert {"calibration", "gaussian noise", "pga ascent", "distillation", "leaving client", "crab selection"} <= set(
+        streams.values()
+    )
+    assert len(set(streams.values())) == len(streams)  # one name per value
+
+
+def test_a_value_another_stream_holds_is_refused() -> None:
+    with pytest.raises(ValueError, match="random stream 0 is 'training'"):
+        declare("my method's noise", 0)
+    assert declare("calibration", 1) == 1  # the same stream declared again (FedEraser and Crab) is the same stream
 
 
 def test_streams_give_different_draws() -> None:
-    draws = {s: rng(0, s).integers(0, 2**62) for s in Stream}
-    assert len(set(draws.values())) == len(Stream)
-    assert len({client_seed(0, s, 1, 1) for s in Stream}) == len(Stream)
-    assert len({torch_seed(0, s) for s in Stream}) == len(Stream)
+    discover()
+    values = list(declared())
+    assert len({int(rng(0, v).integers(0, 2**62)) for v in values}) == len(values)
+    assert len({client_seed(0, v, 1, 1) for v in values}) == len(values)
+    assert len({torch_seed(0, v) for v in values}) == len(values)
 
 
-def test_training_calibration_and_backdoor_keep_their_values() -> None:
-    # results of earlier releases (the showcase's figures) depend on these three
-    assert (Stream.TRAINING, Stream.CALIBRATION, Stream.BACKDOOR) == (0, 1, 7919)
+def test_the_streams_results_depend_on_keep_their_values() -> None:
+    from fedunlearn.unlearning.methods.federaser import CALIBRATION
+
+    assert (Stream.TRAINING, CALIBRATION, Stream.BACKDOOR) == (0, 1, 7919)

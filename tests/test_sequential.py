@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 
 from fedunlearn.config import ConfigError
+from fedunlearn.core.federation import LocalTrainer, Replies
+from fedunlearn.core.params import Params
+from fedunlearn.core.task import TrainPlan
 from fedunlearn.experiment.certificate import verify_certificate
-from fedunlearn.fl.federation import LocalTrainer, Replies
-from fedunlearn.fl.params import Params
-from fedunlearn.fl.task import TrainPlan
 from tests.conftest import TINY, local_trainer, make_config, run_in_process
 
 SCHEDULE = (

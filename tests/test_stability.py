@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from fedunlearn.fl.fedavg import RoundRecord, divergence
+from fedunlearn.core.fedavg import RoundRecord, divergence
 from tests.conftest import make_config, run_in_process
 
 COMBINATIONS = {
@@ -16,7 +16,7 @@ COMBINATIONS = {
     "synthetic-image-mlp": ["dataset=synthetic", "fl.num_rounds=8"],
     "synthetic-image-cnn": ["dataset=synthetic", "model=cnn", "fl.num_rounds=8"],
     "digits-resnet18": ["model=resnet18", "model.hidden=8", "fl.num_rounds=8"],
-    # where the cnn's former default (lr 0.1, momentum 0.9) collapsed to one class (issue 13), and a harder one where a
+    # where lr 0.1 with momentum 0.9 collapses the cnn to one class, and a harder one where a
     # smaller step sits at chance for most of the run
     "synthetic-16x16-cnn-hard": ["dataset=synthetic", "dataset.shape=[1,16,16]", "dataset.num_samples=8000",
                                  "dataset.class_sep=1.2", "model=cnn", "fl.num_clients=20", "fl.local_epochs=2",

@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 
 from fedunlearn.config import ConfigError, TrackingConfig
-from fedunlearn.reporting.results import load
-from fedunlearn.reporting.tracking import method_metrics, require, round_metrics, track
+from fedunlearn.experiment.preflight import tracker_installed as require
+from fedunlearn.reporting.tracking import method_metrics, round_metrics, track
+from fedunlearn.results import load
 from tests.conftest import TINY, load_results, run_cli
 
 

@@ -8,12 +8,13 @@ import pytest
 
 from fedunlearn import unlearning
 from fedunlearn.config import Config
+from fedunlearn.core.fedavg import replay_rounds
+from fedunlearn.core.federation import CostMeter, Replies
+from fedunlearn.core.params import Params, flatten, get_params
+from fedunlearn.core.task import ClientUpdate, TrainPlan
 from fedunlearn.data import federated_data
 from fedunlearn.evaluation import Evaluator
-from fedunlearn.fl.fedavg import replay_rounds, training_schedule
-from fedunlearn.fl.federation import CostMeter, Replies
-from fedunlearn.fl.params import Params, flatten, get_params
-from fedunlearn.fl.task import ClientUpdate, TrainPlan
+from fedunlearn.experiment.schedule import training_schedule
 from fedunlearn.history import HistoryStore
 from fedunlearn.models import build_model
 from fedunlearn.unlearning import UnlearningContext
@@ -53,7 +54,7 @@ def unlearn(
     name: str, cfg: Config, store: HistoryStore, trained: Params, trainer, evaluator
 ) -> tuple[Params, CostMeter]:
     ctx = context(cfg, store, trainer, trained, evaluator.test)
-    return unlearning.create(name, cfg).unlearn(ctx).params, ctx.trainer
+    return unlearning.create(name, cfg).unlearn(ctx).params, ctx.clients
 
 
 def test_registry_lists_methods() -> None:
@@ -129,7 +130,7 @@ def test_fedaccum_sums_remaining_updates(tiny_config, tmp_path) -> None:
         store.record_round(t, {"w": np.zeros(2, np.float32)}, upd, {0: 10, 1: 10, 2: 30})
     cfg.forget.clients = [0]
     ctx = context(cfg, store, DirectionTrainer({}), {}, lambda p: (0.0, 0.0))
-    meter = ctx.trainer
+    meter = ctx.clients
     out = unlearning.create("fedaccum", cfg).unlearn(ctx)
     # each round adds 0.25·1 + 0.75·3 = 2.5 → 7.5 after three rounds
     np.testing.assert_allclose(out.params["w"], [7.5, 7.5])

@@ -6,12 +6,12 @@ import numpy as np
 import torch
 
 from fedunlearn.config import Config
+from fedunlearn.core.params import Params, flatten, set_params
+from fedunlearn.core.task import predict_logits
 from fedunlearn.data import ArrayDataset, FederatedData
 from fedunlearn.evaluation import lira
 from fedunlearn.evaluation import metrics as m
 from fedunlearn.evaluation.catalog import METRIC_KEYS
-from fedunlearn.fl.params import Params, flatten, set_params
-from fedunlearn.fl.task import predict_logits
 from fedunlearn.models import build_model
 
 Metrics = dict[str, float | None]  # keyed by evaluation.catalog.METRIC_KEYS

@@ -7,12 +7,12 @@ hash: a round removed or replaced before it breaks every later hash), and the fo
 SHA-256 of every other field; ``signature`` is the deployment's Ed25519 signature of the certificate with its digest
 (``fedunlearn.experiment.signing``), with the public key it verifies under.
 
-``fedunlearn-verify`` checks the digest, the signature (against ``--public-key``, the deployment's key, when given;
-else against the key the certificate carries, which shows it was not edited since it was signed, not by whom),
-the chain up to the pinned head, and every file's SHA-256; ``--recompute`` also re-evaluates the recorded evidence
-from the stored models and the data, and fails where it differs. What none of this shows: that the training the
-history records happened as recorded (a server that lies while training), nor that the unlearning did more than its
-evidence measures.
+``fedunlearn-verify`` (``fedunlearn.app.verify``) checks the digest, the signature (against ``--public-key``, the
+deployment's key, when given; else against the key the certificate carries, which shows it was not edited since it
+was signed, not by whom), the chain up to the pinned head, and every file's SHA-256; ``--recompute`` also
+re-evaluates the recorded evidence from the stored models and the data, and fails where it differs. What none of
+this shows: that the training the history records happened as recorded (a server that lies while training), nor
+that the unlearning did more than its evidence measures.
 """
 
 from __future__ import annotations
@@ -20,8 +20,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
-import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,7 @@ from fedunlearn.experiment.checkpoint import file_sha256
 from fedunlearn.history import HistoryStore
 from fedunlearn.history.store import CHAIN, HistoryCorruptError, verify_chain
 from fedunlearn.history.writer import atomic_write
-from fedunlearn.reporting.results import MethodResult, finite
+from fedunlearn.results import MethodResult, encode, finite
 
 DIGEST, SIGNATURE = "digest", "signature"
 
@@ -82,7 +81,7 @@ def write_certificate(
             "parameters": dataclasses.asdict(getattr(cfg.unlearning, name)),
             "wall_s": result.wall_s,
             "client_epochs": result.client_epochs,
-            "compute": None if result.compute is None else result.compute.to_json(),
+            "compute": encode(result.compute),
             "bytes": dataclasses.asdict(result.bytes),
             "model_after": _file(run_dir, model_after),
             "evidence": {k: result.metrics.get(k) for k in EVIDENCE},
@@ -122,10 +121,13 @@ def write_certificate(
     return path
 
 
-def verify_certificate(path: Path, public_key: str | None = None, recompute: bool = False) -> list[str]:
+Recompute = Callable[[dict[str, Any], Path], list[str]]  # (certificate, run directory) → problems
+
+
+def verify_certificate(path: Path, public_key: str | None = None, recompute: Recompute | None = None) -> list[str]:
     """Every problem with the certificate: its digest, its signature (against ``public_key``, a PEM, when given),
-    the history chain up to its pinned head, every file's SHA-256, and with ``recompute`` its evidence against a
-    fresh evaluation of the models. Empty: it holds."""
+    the history chain up to its pinned head, every file's SHA-256, and, when the files hold, ``recompute``'s
+    problems (``fedunlearn-verify --recompute`` evaluates the models again). Empty: it holds."""
     try:
         cert = json.loads(Path(path).read_text(), object_pairs_hook=_unique_keys)
     except (OSError, UnicodeDecodeError, ValueError) as err:
@@ -153,8 +155,8 @@ def verify_certificate(path: Path, public_key: str | None = None, recompute: boo
             HistoryStore.open(manifest.parent, manifest.name).verify()
         except HistoryCorruptError as err:
             problems.append(str(err))
-    if recompute and not problems:
-        problems += recompute_evidence(cert, run_dir)
+    if recompute is not None and not problems:
+        problems += recompute(cert, run_dir)
     return problems
 
 
@@ -169,78 +171,3 @@ def _signature_problems(cert: dict[str, Any], public_key: str | None) -> list[st
     if not signing.verify(key, canonical(cert, (SIGNATURE,)), str(signature.get("value", ""))):
         return ["its signature does not verify: forged, or edited after it was signed"]
     return []
-
-
-def recompute_evidence(cert: dict[str, Any], run_dir: Path, tolerance: float = 1e-6) -> list[str]:
-    """Evaluate the certificate's models again, with the run's own config and data, and compare with the evidence it
-    records (``results.json`` gives the config)."""
-    from omegaconf import DictConfig, OmegaConf
-
-    from fedunlearn.app import load_config
-    from fedunlearn.data import federated_data
-    from fedunlearn.evaluation import Evaluator
-    from fedunlearn.experiment.checkpoint import load_params
-
-    results = run_dir / "results.json"
-    if not results.exists():
-        return [f"cannot recompute: {results} (the run's config) is missing"]
-    from fedunlearn.unlearning.registry import discover, schema_with_defaults
-
-    discover()
-    merged = OmegaConf.merge(schema_with_defaults(), json.loads(results.read_text())["config"])
-    assert isinstance(merged, DictConfig)
-    cfg = load_config(merged)
-    evaluator = Evaluator(cfg, federated_data(cfg), sorted(cert["clients"]))
-    retrain = cert["methods"].get("retrain")
-    reference = load_params(run_dir / retrain["model_after"]["file"]) if retrain else None
-    recorded = [("model before", cert["model_before"]["file"], cert["evidence_before"])]
-    recorded += [(f"model after {n}", m["model_after"]["file"], m["evidence"]) for n, m in cert["methods"].items()]
-    problems = []
-    for what, file, evidence in recorded:
-        fresh = evaluator.evaluate(load_params(run_dir / file), reference)
-        for key, value in evidence.items():
-            again = fresh.get(key)
-            if value is None and again is None:
-                continue
-            if value is None or again is None or not math.isclose(value, again, rel_tol=tolerance, abs_tol=tolerance):
-                problems.append(f"{what}: {key} is {again} when evaluated again, the certificate says {value}")
-    return problems
-
-
-USAGE = "usage: fedunlearn-verify [--public-key KEY.pub.pem] [--recompute] CERTIFICATE.json..."
-
-
-def main(argv: list[str] | None = None) -> None:
-    """``fedunlearn-verify [--public-key PEM] [--recompute] CERTIFICATE...``: exit 0 when every certificate holds,
-    1 otherwise (a line per certificate), 2 on a usage error."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    public_key, recompute = None, "--recompute" in args
-    args = [a for a in args if a != "--recompute"]
-    if "--public-key" in args:
-        at = args.index("--public-key")
-        if at + 1 >= len(args) or not Path(args[at + 1]).is_file():
-            print(f"fedunlearn-verify: --public-key needs a PEM file; {USAGE}", file=sys.stderr)
-            sys.exit(2)
-        public_key = Path(args[at + 1]).read_text()
-        del args[at : at + 2]
-    paths = args
-    if not paths or any(p.startswith("-") for p in paths):
-        print(USAGE, file=sys.stderr)
-        sys.exit(2)
-    failed = False
-    for p in paths:
-        if not Path(p).is_file():
-            print(f"{p}: no such certificate", file=sys.stderr)
-            failed = True
-            continue
-        problems = verify_certificate(Path(p), public_key, recompute)
-        if problems:
-            failed = True
-            print(f"{p}: FAILED: {'; '.join(problems)}", file=sys.stderr)
-        else:
-            cert = json.loads(Path(p).read_text())
-            signed = f"signed by key {cert[SIGNATURE]['key']}" if SIGNATURE in cert else "not signed"
-            again = "; evidence re-evaluated" if recompute else ""
-            print(f"{p}: OK (clients {cert['clients']}; {', '.join(cert['methods'])}; history chain, history and "
-                  f"models match; {signed}{again})")  # fmt: skip
-    sys.exit(1 if failed else 0)

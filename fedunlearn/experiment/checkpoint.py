@@ -24,7 +24,7 @@ from typing import Any
 from safetensors.numpy import save as save_safetensors
 
 from fedunlearn.config import Config
-from fedunlearn.fl.params import Params, params_from_safetensors
+from fedunlearn.core.params import Params, params_from_safetensors
 from fedunlearn.history.writer import FileWriter
 
 CHECKPOINT_DIR = "checkpoint"

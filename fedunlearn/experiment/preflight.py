@@ -7,17 +7,17 @@ with the key to change), and whether every forgotten client trains before it lea
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import torch
 
-from fedunlearn.config import Config, ConfigError
+from fedunlearn.config import Config, ConfigError, TrackingConfig
 from fedunlearn.data import federated_data
 from fedunlearn.experiment.checkpoint import CheckpointError, RunCheckpoint
-from fedunlearn.fl.fedavg import first_training_rounds
+from fedunlearn.experiment.schedule import first_training_rounds
 from fedunlearn.history.store import MANIFEST, HistoryCorruptError, HistoryStore
 from fedunlearn.models import build_model
-from fedunlearn.reporting.tracking import require as require_tracker
 
 
 def _ranges(ids: list[int]) -> str:
@@ -102,7 +102,13 @@ def check_run_dir(cfg: Config, run_dir: Path) -> None:
 def preflight(cfg: Config, run_dir: Path) -> None:
     """Every start-time check, in the order a user would fix them."""
     check_forgotten_clients_train(cfg)
-    require_tracker(cfg.tracking)
+    tracker_installed(cfg.tracking)
     check_run_dir(cfg, run_dir)
     check_device(cfg)
     check_data(cfg)
+
+
+def tracker_installed(cfg: TrackingConfig) -> None:
+    """The tracking backend's package (named as the backend) is installed, else one line naming the extra."""
+    if cfg.backend != "none" and importlib.util.find_spec(cfg.backend) is None:
+        raise ConfigError("tracking", f"{cfg.backend} is not installed: pip install 'fedunlearn[{cfg.backend}]'")

@@ -22,13 +22,15 @@ from typing import Any
 import numpy as np
 
 from fedunlearn.config import Config
+from fedunlearn.core.fedavg import no_curve, replay_rounds
+from fedunlearn.core.federation import ClientTrainer, Cost, CostMeter
+from fedunlearn.core.params import get_params
+from fedunlearn.core.task import TrainPlan
 from fedunlearn.evaluation import Evaluator
 from fedunlearn.experiment.checkpoint import load_params, save_params
-from fedunlearn.fl.fedavg import no_curve, replay_rounds, training_schedule
-from fedunlearn.fl.federation import ClientTrainer, Cost, CostMeter
-from fedunlearn.fl.params import get_params
-from fedunlearn.fl.task import TrainPlan
+from fedunlearn.experiment.schedule import training_schedule
 from fedunlearn.models import build_model
+from fedunlearn.results import Compute, encode
 from fedunlearn.seeds import Stream, client_seed
 
 log = logging.getLogger("fedunlearn")
@@ -85,7 +87,5 @@ def train_references(
 
 
 def report_to_json(r: ReferencesReport) -> dict[str, Any]:
-    from fedunlearn.reporting.results import Compute
-
     return {"k": r.k, "seeds": r.seeds, "trained": r.trained, "cached": r.cached, "wall_s": r.wall_s,
-            "client_epochs": r.cost.client_epochs, "compute": Compute.of(r.cost).to_json()}  # fmt: skip
+            "client_epochs": r.cost.client_epochs, "compute": encode(Compute.of(r.cost))}  # fmt: skip

@@ -19,38 +19,35 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fedunlearn import unlearning
 from fedunlearn.config import Config, departed_clients, method_names
+from fedunlearn.core.client_stats import ServerStat, declared_stats, on_clients, stat
+from fedunlearn.core.fedavg import Evaluate, RoundLog, divergence, replay_rounds
+from fedunlearn.core.federation import ClientTrainer, Cost, CostMeter, Replies
+from fedunlearn.core.params import Params, get_params
+from fedunlearn.core.task import TrainPlan, warm_up
 from fedunlearn.data import FederatedData, federated_data
 from fedunlearn.evaluation import Evaluator, Metrics
 from fedunlearn.experiment.certificate import write_certificate
 from fedunlearn.experiment.checkpoint import RunCheckpoint, save_params
 from fedunlearn.experiment.references import report_to_json, train_references
-from fedunlearn.fl.fedavg import Evaluate, RoundLog, divergence, replay_rounds, training_schedule
-from fedunlearn.fl.federation import ClientTrainer, Cost, CostMeter, Replies
-from fedunlearn.fl.params import Params, distances_to, get_params
-from fedunlearn.fl.task import TrainPlan, warm_up
-from fedunlearn.history import CLIENT_STATS, DISTANCE, RECEIVED_LOSS, HistoryStore
+from fedunlearn.experiment.schedule import training_schedule
+from fedunlearn.history import HistoryStore
 from fedunlearn.history.writer import BackgroundWriter, FileWriter
 from fedunlearn.models import build_model
-from fedunlearn.reporting.results import (
+from fedunlearn.results import (
     Bytes,
     Compute,
     Divergence,
     HistoryInfo,
+    MethodRecord,
     MethodResult,
-    MethodRun,
     RequestResult,
     RunResult,
     TrainingResult,
-    method_run_from_json,
-    method_run_to_json,
-    request_from_json,
-    request_to_json,
-    rounds_from_json,
-    rounds_to_json,
+    decode,
+    encode,
 )
-from fedunlearn.unlearning import UnlearningContext
+from fedunlearn.unlearning import UnlearningContext, create, method_class, registered
 
 log = logging.getLogger("fedunlearn")
 
@@ -60,7 +57,7 @@ class TrainingDiverged(RuntimeError):
 
 
 @dataclass
-class Run:
+class Experiment:
     """What every stage of one run shares."""
 
     cfg: Config
@@ -85,54 +82,34 @@ class TrainingState:
     cost: Cost = dataclasses.field(default_factory=Cost)
     diverged: Divergence | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "round": self.round,
-            "rounds": rounds_to_json(self.rounds),
-            "wall_s": self.wall_s,
-            "cost": dataclasses.asdict(self.cost),
-            "diverged": None if self.diverged is None else dataclasses.asdict(self.diverged),
-        }
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> TrainingState:
-        div = d["diverged"]
-        return cls(
-            d["round"],
-            RoundLog(rounds_from_json(d["rounds"])),
-            d["wall_s"],
-            Cost(**d["cost"]),
-            None if div is None else Divergence(div["round"], div["reason"]),
-        )
-
 
 def recorded_stats(cfg: Config) -> frozenset[str]:
     """The per-client stats training records (``history.client_stats``): auto = those the requested methods read."""
     if cfg.history.client_stats == "all":
-        return frozenset(CLIENT_STATS)
+        return frozenset(declared_stats())
     if cfg.history.client_stats == "none":
         return frozenset()
-    names = method_names(cfg, unlearning.registered())
-    return frozenset().union(*(unlearning.method_class(n).client_stats for n in names))
+    names = method_names(cfg, registered())
+    return frozenset().union(*(method_class(n).client_stats for n in names))
 
 
 class Training:
     """The train stage: federated training in segments (up to each request, then to the end), every round's
     M^t and updates recorded in the history, checkpointed after every round."""
 
-    def __init__(self, run: Run, initial: Params) -> None:
-        self.run = run
-        self.meter = CostMeter(run.trainer)
+    def __init__(self, exp: Experiment, initial: Params) -> None:
+        self.exp = exp
+        self.meter = CostMeter(exp.trainer)
         self.state = TrainingState()
         self.params = initial
-        saved = run.ckpt.training()
+        saved = exp.ckpt.training()
         if saved is None:
-            run.store.truncate(0)  # killed before its first checkpoint: start the history over
+            exp.store.truncate(0)  # killed before its first checkpoint: start the history over
             return
         progress, self.params = saved
-        self.state = TrainingState.from_json(progress)
-        run.store.truncate(self.state.round)  # a round killed half-way is recorded again
-        log.info("resuming after training round %d of %d", self.state.round, run.cfg.fl.num_rounds)
+        self.state = decode(TrainingState, progress)
+        exp.store.truncate(self.state.round)  # a round killed half-way is recorded again
+        log.info("resuming after training round %d of %d", self.state.round, exp.cfg.fl.num_rounds)
 
     def continue_from(self, params: Params) -> None:
         """Go on from ``params`` (a sequential request's unlearned model) instead of the last round's model."""
@@ -142,7 +119,7 @@ class Training:
         """Train up to and including ``last_round`` (nothing when already there)."""
         if self.state.round >= last_round:
             return self.params
-        cfg = self.run.cfg
+        cfg = self.exp.cfg
         base, base_cost = dataclasses.replace(self.state), self.state.cost
         self.meter.cost = Cost()
         t0 = time.perf_counter()
@@ -151,11 +128,13 @@ class Training:
 
         def record(round_: int, params: Params, new: Params, deltas: dict[int, Params], replies: Replies) -> None:
             values: dict[str, dict[int, float]] = {}
-            if RECEIVED_LOSS in stats:
-                values[RECEIVED_LOSS] = {u.cid: u.received_loss for u in replies if u.received_loss is not None}
-            if DISTANCE in stats:
-                values[DISTANCE] = distances_to(new, params, deltas)
-            self.run.store.record_round(round_, params, deltas, {u.cid: u.num_examples for u in replies}, values)
+            for name in sorted(stats):
+                kind = stat(name)
+                if isinstance(kind, ServerStat):
+                    values[name] = kind.compute(new, params, deltas)
+                else:
+                    values[name] = {u.cid: u.stats[name] for u in replies if name in u.stats}
+            self.exp.store.record_round(round_, params, deltas, {u.cid: u.num_examples for u in replies}, values)
 
         def checkpoint(round_: int, params: Params, rounds: RoundLog) -> None:
             self.state.round, self.state.rounds = round_, rounds
@@ -164,16 +143,16 @@ class Training:
             if self.state.diverged is None:
                 self._guard(rounds)
             self.params = params
-            self.run.ckpt.save_training(self.state.to_json(), params)
+            self.exp.ckpt.save_training(encode(self.state), params)
 
         schedule = [(t, c) for t, c in training_schedule(cfg) if self.state.round < t <= last_round]
         self.params, _ = replay_rounds(
             self.meter,
             self.params,
             schedule,
-            TrainPlan.from_config(cfg, received_loss=RECEIVED_LOSS in stats),
+            TrainPlan.from_config(cfg, stats=on_clients(stats)),
             cfg.seed,
-            self.run.test,
+            self.exp.test,
             "train",
             on_round=record if cfg.history.record else None,
             after_round=checkpoint,
@@ -183,10 +162,10 @@ class Training:
         return self.params
 
     def _guard(self, rounds: RoundLog) -> None:
-        reason = divergence(rounds, self.run.data.num_classes)
+        reason = divergence(rounds, self.exp.data.num_classes)
         if reason is None:
             return
-        if self.run.cfg.fl.on_divergence == "error":
+        if self.exp.cfg.fl.on_divergence == "error":
             raise TrainingDiverged(f"training diverged: {reason} (fl.on_divergence=error; try a smaller fl.lr)")
         self.state.diverged = Divergence(rounds[-1].round, reason)
         log.warning(
@@ -198,35 +177,32 @@ class Training:
     def result(self, num_parameters: int) -> TrainingResult:
         s = self.state
         return TrainingResult(
-            list(s.rounds),
-            s.wall_s,
-            s.cost.client_epochs,
-            s.cost.client_updates,
-            num_parameters,
-            Bytes(s.cost.bytes_to_clients, s.cost.bytes_from_clients),
-            s.diverged,
-            Compute.of(s.cost),
-        )
+            rounds=list(s.rounds), wall_s=s.wall_s, client_epochs=s.cost.client_epochs,
+            client_updates=s.cost.client_updates, num_parameters=num_parameters,
+            bytes=Bytes(to_clients=s.cost.bytes_to_clients, from_clients=s.cost.bytes_from_clients),
+            diverged=s.diverged, compute=Compute.of(s.cost),
+        )  # fmt: skip
 
 
 # -- unlearn, evaluate -------------------------------------------------------------------------------
 
 
 def unlearn(
-    run: Run, name: str, evaluator: Evaluator, model: Params, reference: float | None = None
-) -> tuple[MethodRun, Params]:
+    exp: Experiment, name: str, evaluator: Evaluator, model: Params, reference: float | None = None
+) -> tuple[MethodRecord, Params]:
     """The unlearn stage of one method: ``name`` removes the evaluator's forgotten clients from ``model``;
     ``reference``: retrain's test accuracy, when it ran first."""
     forget = evaluator.forget
     log.info("unlearning clients %s with %s", forget, name)
-    exact = unlearning.method_class(name).exact
-    meter = CostMeter(run.trainer, exact=exact and run.cfg.fl.exact_reference)
+    exact = method_class(name).exact
+    meter = CostMeter(exp.trainer, exact=exact and exp.cfg.fl.exact_reference)
     ctx = UnlearningContext(
-        run.cfg, run.store, forget, meter, model, evaluator.test, run.data, evaluator.on_remaining, reference,
-        run.cfg.evaluation.curves,
+        cfg=exp.cfg, history=exp.store, forget=forget, clients=meter, trained=model, evaluate=evaluator.test,
+        data=exp.data, evaluate_remaining=evaluator.on_remaining, reference_accuracy=reference,
+        curves=exp.cfg.evaluation.curves,
     )  # fmt: skip
     t0 = time.perf_counter()
-    outcome = unlearning.create(name, run.cfg).unlearn(ctx)
+    outcome = create(name, exp.cfg).unlearn(ctx)
     wall = time.perf_counter() - t0
     if ctx.evaluations:  # a stop rule's federated evaluations: client work that client-epochs do not count
         outcome.info.update({"federated_evaluations": ctx.evaluations, "federated_evaluation_s": ctx.evaluation_s})
@@ -238,20 +214,24 @@ def unlearn(
             "to it is to an inexact reference", name, meter.failures,
         )  # fmt: skip
     exactness = (meter.failures == 0) if exact else None
-    return MethodRun(wall, meter.cost, list(outcome.rounds), outcome.info, outcome.stop, exactness), outcome.params
+    work = MethodRecord(
+        wall_s=wall, cost=meter.cost, recovery_rounds=list(outcome.rounds), info=outcome.info, stop=outcome.stop,
+        exact=exactness,
+    )  # fmt: skip
+    return work, outcome.params
 
 
 def unlearn_once(
-    run: Run, key: str, name: str, evaluator: Evaluator, model: Params, reference: float | None = None
-) -> tuple[MethodRun, Params]:
+    exp: Experiment, key: str, name: str, evaluator: Evaluator, model: Params, reference: float | None = None
+) -> tuple[MethodRecord, Params]:
     """``unlearn`` as a resumable stage: saved as models/<key>.safetensors."""
 
     def compute() -> tuple[dict[str, Any], Params]:
-        method_run, params = unlearn(run, name, evaluator, model, reference)
-        return method_run_to_json(method_run), params
+        work, params = unlearn(exp, name, evaluator, model, reference)
+        return encode(work), params
 
-    saved, params = run.ckpt.stage(key, key, compute)
-    return method_run_from_json(saved), params
+    saved, params = exp.ckpt.stage(key, key, compute)
+    return decode(MethodRecord, saved), params
 
 
 @dataclass(frozen=True)
@@ -265,19 +245,19 @@ class Unlearned:
     references: dict[str, Any] | None = None
 
 
-def compare(run: Run, methods: list[str], trained: Params) -> Unlearned:
+def compare(exp: Experiment, methods: list[str], trained: Params) -> Unlearned:
     """``forget.clients``: every method on the same trained model and history, side by side, and a certificate."""
-    forget = sorted(run.cfg.forget.clients)
-    evaluator = Evaluator(run.cfg, run.data, forget)
-    done: dict[str, tuple[MethodRun, Params]] = {}
+    forget = sorted(exp.cfg.forget.clients)
+    evaluator = Evaluator(exp.cfg, exp.data, forget)
+    done: dict[str, tuple[MethodRecord, Params]] = {}
     accuracy = None
     for name in sorted(methods, key=lambda n: n != "retrain"):  # retrain first: the others are compared to it
-        done[name] = unlearn_once(run, name, name, evaluator, trained, accuracy)
+        done[name] = unlearn_once(exp, name, name, evaluator, trained, accuracy)
         if name == "retrain":
             accuracy = evaluator.test(done[name][1])[0]
     references = None
-    if run.cfg.evaluation.references:
-        report = train_references(run.cfg, run.trainer, forget, evaluator, run.data.input_shape, run.data.num_classes)
+    if exp.cfg.evaluation.references:
+        report = train_references(exp.cfg, exp.trainer, forget, evaluator, exp.data.input_shape, exp.data.num_classes)
         references = report_to_json(report)
     reference = done.get("retrain")
     retrained = reference[1] if reference else None
@@ -288,78 +268,78 @@ def compare(run: Run, methods: list[str], trained: Params) -> Unlearned:
         )
         for name in methods
     }
-    manifest = run.store.freeze_manifest("manifest-request-1.json")
-    certified = {n: (results[n], run.ckpt.model_path(n)) for n in methods}
-    trained_path = run.ckpt.model_path("trained")
-    chain = (len(run.store.rounds()), run.store.head)
+    manifest = exp.store.freeze_manifest("manifest-request-1.json")
+    certified = {n: (results[n], exp.ckpt.model_path(n)) for n in methods}
+    trained_path = exp.ckpt.model_path("trained")
+    chain = (len(exp.store.rounds()), exp.store.head)
     path = write_certificate(
-        run.run_dir, 1, run.cfg.fl.num_rounds, run.cfg, manifest, trained_path, before, certified, chain
+        exp.run_dir, 1, exp.cfg.fl.num_rounds, exp.cfg, manifest, trained_path, before, certified, chain
     )
     return Unlearned(before, results, [path.name], references=references)
 
 
 def request(
-    run: Run, training: Training, n: int, after_round: int, clients: list[int], gone: list[int]
+    exp: Experiment, training: Training, n: int, after_round: int, clients: list[int], gone: list[int]
 ) -> RequestResult:
     """``forget.schedule`` request ``n`` as a resumable stage: train up to its round, unlearn every client departed
     so far from that model with the history so far, certify; training then goes on from the unlearned model."""
-    name = method_names(run.cfg, unlearning.registered())[0]
+    name = method_names(exp.cfg, registered())[0]
 
     def compute() -> tuple[dict[str, Any], Params]:
-        evaluator = Evaluator(run.cfg, run.data, gone)
+        evaluator = Evaluator(exp.cfg, exp.data, gone)
         before = training.until(after_round)
-        before_path = run.ckpt.model_path(f"before-request-{n}")
-        run.ckpt.save_pinned(before_path, before)
+        before_path = exp.ckpt.model_path(f"before-request-{n}")
+        exp.ckpt.save_pinned(before_path, before)
         log.info("request %d after round %d: client(s) %s leave", n, after_round, clients)
-        method_run, after = unlearn(run, name, evaluator, before)
+        work, after = unlearn(exp, name, evaluator, before)
         metrics_before = evaluator.evaluate(before)
-        outcome = MethodResult.of(clients, method_run, evaluator.evaluate(after), None)
-        result = RequestResult(n, after_round, name, gone, metrics_before, outcome)
-        manifest = run.store.freeze_manifest(f"manifest-request-{n}.json")
-        after_path = run.ckpt.model_path(f"{name}-request-{n}")
+        outcome = MethodResult.of(clients, work, evaluator.evaluate(after), None)
+        result = RequestResult(
+            request=n, after_round=after_round, result=outcome, forgotten_so_far=gone, method=name,
+            metrics_before=metrics_before,
+        )  # fmt: skip
+        manifest = exp.store.freeze_manifest(f"manifest-request-{n}.json")
+        after_path = exp.ckpt.model_path(f"{name}-request-{n}")
         save_params(after_path, after)
         write_certificate(
-            run.run_dir,
+            exp.run_dir,
             n,
             after_round,
-            run.cfg,
+            exp.cfg,
             manifest,
             before_path,
             metrics_before,
             {name: (outcome, after_path)},
-            (len(run.store.rounds()), run.store.head),
+            (len(exp.store.rounds()), exp.store.head),
         )
-        return request_to_json(result), after
+        return encode(result), after
 
-    saved, after = run.ckpt.stage(f"request-{n}", f"{name}-request-{n}", compute)
+    saved, after = exp.ckpt.stage(f"request-{n}", f"{name}-request-{n}", compute)
     if training.state.round == after_round:  # (not when resumed past it: training's checkpoint already goes on)
         training.continue_from(after)
-    return request_from_json(saved)
+    return decode(RequestResult, saved)
 
 
-def sequential(run: Run, training: Training) -> tuple[Params, Unlearned]:
+def sequential(exp: Experiment, training: Training) -> tuple[Params, Unlearned]:
     """``forget.schedule``: each request in turn during training, then the end against retraining without every
     departed client."""
     gone: list[int] = []
     requests = []
-    for n, req in enumerate(run.cfg.forget.schedule, start=1):
+    for n, req in enumerate(exp.cfg.forget.schedule, start=1):
         gone = sorted({*gone, *req.clients})
-        requests.append(request(run, training, n, req.round, sorted(req.clients), gone))
-    final = training.until(run.cfg.fl.num_rounds)
-    save_params(run.ckpt.model_path("trained"), final)
-    gone = departed_clients(run.cfg)
+        requests.append(request(exp, training, n, req.round, sorted(req.clients), gone))
+    final = training.until(exp.cfg.fl.num_rounds)
+    save_params(exp.ckpt.model_path("trained"), final)
+    gone = departed_clients(exp.cfg)
     name = requests[0].method
-    evaluator = Evaluator(run.cfg, run.data, gone)
-    reference, retrained = unlearn_once(run, "retrain", "retrain", evaluator, final)
+    evaluator = Evaluator(exp.cfg, exp.data, gone)
+    reference, retrained = unlearn_once(exp, "retrain", "retrain", evaluator, final)
     costs = [r.result for r in requests]
-    total = MethodRun(
-        sum(m.wall_s for m in costs),
-        sum((m.cost() for m in costs), Cost()),
-        [],
-        {"requests": len(requests), "sequential": True},
-        None,
+    total = MethodRecord(
+        wall_s=sum(m.wall_s for m in costs), cost=sum((m.cost() for m in costs), Cost()), recovery_rounds=[],
+        info={"requests": len(requests), "sequential": True}, stop=None,
     )  # fmt: skip
-    first_before = run.ckpt.load_pinned(run.ckpt.model_path("before-request-1"))
+    first_before = exp.ckpt.load_pinned(exp.ckpt.model_path("before-request-1"))
     return final, Unlearned(
         before=evaluator.evaluate(first_before, retrained),
         methods={
@@ -399,18 +379,22 @@ def _run(cfg: Config, trainer: ClientTrainer, run_dir: Path, writer: FileWriter)
     else:
         ckpt.start()
     store = HistoryStore(run_dir / cfg.history.dir, cfg.history.interval, cfg.history.dtype, writer=writer)
-    run = Run(cfg, trainer, run_dir, data, store, ckpt, Evaluator(cfg, data, departed_clients(cfg)).test)
-    training = Training(run, get_params(model))
+    exp = Experiment(
+        cfg=cfg, trainer=trainer, run_dir=run_dir, data=data, store=store, ckpt=ckpt,
+        test=Evaluator(cfg, data, departed_clients(cfg)).test,
+    )  # fmt: skip
+    training = Training(exp, get_params(model))
     if cfg.forget.schedule:
-        final, unlearned = sequential(run, training)
+        final, unlearned = sequential(exp, training)
     else:
         final = training.until(cfg.fl.num_rounds)
         save_params(ckpt.model_path("trained"), final)
-        methods = method_names(cfg, unlearning.registered())
-        unlearned = compare(run, methods, final) if cfg.forget.clients else Unlearned()
+        methods = method_names(cfg, registered())
+        unlearned = compare(exp, methods, final) if cfg.forget.clients else Unlearned()
     history = HistoryInfo(
-        store.total_bytes(), len(store.rounds_stored()), store.dtype, store.interval, f"{cfg.history.dir}/"
-    )
+        bytes=store.total_bytes(), rounds_stored=len(store.rounds_stored()), dtype=store.dtype,
+        interval=store.interval, path=f"{cfg.history.dir}/",
+    )  # fmt: skip
     return RunResult(
         training=training.result(num_params),
         history=history,

@@ -28,15 +28,12 @@ import numpy as np
 import torch
 from safetensors.numpy import save as save_safetensors
 
-from fedunlearn.fl.params import Params, is_trainable, params_from_safetensors
+from fedunlearn.core.params import Params, is_trainable, params_from_safetensors
 from fedunlearn.history.writer import FileWriter, atomic_write
 
 MANIFEST = "manifest.json"
 CHAIN = "chain.jsonl"
 GENESIS = "0" * 64  # the "previous hash" of the first round's entry
-RECEIVED_LOSS = "received_loss"  # per-client stat: the received model's mean loss on the client's data
-DISTANCE = "distance"  # per-client stat: ‖new aggregate − the client's model‖₂
-CLIENT_STATS = (RECEIVED_LOSS, DISTANCE)
 DTYPES = {"float32": torch.float32, "float16": torch.float16}  # history.dtype → the stored values' type
 
 

@@ -18,9 +18,9 @@ from typing import Any
 
 from fedunlearn.evaluation.catalog import COLUMNS
 from fedunlearn.reporting.plots import Point, frontier_points, plot_frontier
-from fedunlearn.reporting.results import RESULTS_FILE, RunResult, load
 from fedunlearn.reporting.stats import Interval, interval
 from fedunlearn.reporting.tables import Row, csv_text, latex, markdown, rows
+from fedunlearn.results import RESULTS_FILE, RunResult, load
 
 REPLICATE_KEYS = ("seed",)  # what a group averages over
 NOT_SETTINGS = ("resume", "progress", "ray.", "tracking.", "evaluation.curves", "evaluation.device", "history.dir")
@@ -44,9 +44,9 @@ def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: repr(node)}
 
 
-def setting(run: RunResult) -> dict[str, Any]:
+def setting(result: RunResult) -> dict[str, Any]:
     """The run's flattened config without what may differ between replicates of one setting."""
-    return {k: v for k, v in _flat(run.config).items() if k not in REPLICATE_KEYS and not k.startswith(NOT_SETTINGS)}
+    return {k: v for k, v in _flat(result.config).items() if k not in REPLICATE_KEYS and not k.startswith(NOT_SETTINGS)}
 
 
 @dataclass
@@ -63,9 +63,9 @@ def group_runs(paths: list[Path]) -> list[Group]:
     loaded = [(p, load(p)) for p in paths]
     loaded = [(p, r) for p, r in loaded if r.unlearning is not None]
     by: dict[str, tuple[dict[str, Any], list[tuple[Path, RunResult]]]] = {}
-    for path, run in loaded:
-        key = repr(sorted(setting(run).items()))
-        by.setdefault(key, (setting(run), []))[1].append((path, run))
+    for path, result in loaded:
+        key = repr(sorted(setting(result).items()))
+        by.setdefault(key, (setting(result), []))[1].append((path, result))
     settings = [s for s, _ in by.values()]
     differing = sorted({k for s in settings for k in s if any(t.get(k) != s.get(k) for t in settings)})
     groups = []
@@ -75,10 +75,10 @@ def group_runs(paths: list[Path]) -> list[Group]:
     return groups
 
 
-def _gap(run: RunResult, method: str, key: str) -> float | None:
+def _gap(result: RunResult, method: str, key: str) -> float | None:
     """``method``'s gap to retrain in ``run`` (points; positive = worse), None without retrain or the metric."""
     metric, sign = GAPS[key]
-    u = run.unlearning or {}
+    u = result.unlearning or {}
     if "retrain" not in u or method not in u:
         return None
     value, ref = u[method].metrics.get(metric), u["retrain"].metrics.get(metric)
@@ -88,10 +88,10 @@ def _gap(run: RunResult, method: str, key: str) -> float | None:
 def aggregate(runs: list[RunResult]) -> list[Row]:
     """Per method: each catalog column's and each gap's Interval over the runs that have it."""
     grouped: dict[str, list[Row]] = defaultdict(list)
-    for run in runs:
-        for row in rows(run):
+    for result in runs:
+        for row in rows(result):
             name = row["method"]
-            row.update({key: _gap(run, name, key) for key in GAPS} if name != "before unlearning" else {})
+            row.update({key: _gap(result, name, key) for key in GAPS} if name != "before unlearning" else {})
             grouped[name].append(row)
     out = []
     for method, group in grouped.items():
@@ -104,10 +104,10 @@ def aggregate(runs: list[RunResult]) -> list[Row]:
 
 def frontier_over_runs(runs: list[RunResult]) -> list[Point]:
     """Each method's mean speed-up and gaps over the runs, with their 95% half-intervals as spreads (a speed-up is
-    infinite only if it is in every run)."""
+    infinite only if it is in every result)."""
     grouped: dict[str, list[Point]] = defaultdict(list)
-    for run in runs:
-        for point in frontier_points(run):
+    for result in runs:
+        for point in frontier_points(result):
             grouped[point.method].append(point)
 
     def mean_ci(values: list[float]) -> tuple[float, float]:

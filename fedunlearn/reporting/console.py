@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from fedunlearn.core.fedavg import RoundRecord
 from fedunlearn.evaluation.catalog import COLUMNS, Column
-from fedunlearn.fl.fedavg import RoundRecord
-from fedunlearn.reporting.results import RunResult
 from fedunlearn.reporting.tables import cells, inexact_note, rows
+from fedunlearn.results import RunResult
 
 CONSOLE: tuple[Column, ...] = tuple(c for c in COLUMNS if c.console)
 
@@ -20,22 +20,22 @@ def render_table(table: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def comparison_table(run: RunResult) -> str:
+def comparison_table(result: RunResult) -> str:
     """The console's columns, less those no row has a value for (e.g. LiRA's without evaluation.references)."""
-    table = rows(run)
+    table = rows(result)
     shown = tuple(c for c in CONSOLE if any(r.get(c.key) is not None for r in table))
     return render_table([["model", *(c.short for c in shown)], *cells(table, shown)])
 
 
-def _all_rounds(run: RunResult) -> list[RoundRecord]:
-    rounds = list(run.training.rounds)
-    for m in (run.unlearning or {}).values():
+def _all_rounds(result: RunResult) -> list[RoundRecord]:
+    rounds = list(result.training.rounds)
+    for m in (result.unlearning or {}).values():
         rounds += m.recovery_rounds
     return rounds
 
 
-def summary(run: RunResult) -> str:
-    train, hist = run.training, run.history
+def summary(result: RunResult) -> str:
+    train, hist = result.training, result.history
     last = train.rounds[-1]
     accuracy = "-" if last.test_accuracy is None else f"{last.test_accuracy:.4f}"
     lines = [
@@ -46,7 +46,7 @@ def summary(run: RunResult) -> str:
         f"history: {hist.rounds_stored} rounds stored, {hist.bytes / 1e6:.2f} MB ({hist.dtype}, "
         f"interval {hist.interval})",
     ]
-    failures = [f for r in _all_rounds(run) for f in (r.failures or [])]
+    failures = [f for r in _all_rounds(result) for f in (r.failures or [])]
     if failures:
         lines.append(
             f"client failures tolerated (fl.max_client_failures): {len(failures)}, e.g. client {failures[0].cid}: "
@@ -55,7 +55,7 @@ def summary(run: RunResult) -> str:
     if train.diverged is not None:
         lines.append(f"WARNING: training diverged: {train.diverged.reason}")
     fmt = COLUMNS[0].format
-    for r in run.requests or []:
+    for r in result.requests or []:
         b, a = r.metrics_before, r.result.metrics
         lines.append(
             f"request {r.request} after round {r.after_round}: {r.method} forgets {r.result.clients} "
@@ -63,11 +63,11 @@ def summary(run: RunResult) -> str:
             f"ASR {fmt(b['backdoor_asr'])} → {fmt(a['backdoor_asr'])}, {r.result.client_epochs:g} client-epochs, "
             f"{r.result.wall_s:.1f}s"
         )
-    if run.unlearning is not None:
-        against = " at the end, against retraining without all of them" if run.requests else ""
-        lines.append(f"unlearning clients {run.forgotten}{against}:")
-        lines.append(comparison_table(run))
-        note = inexact_note(run)
+    if result.unlearning is not None:
+        against = " at the end, against retraining without all of them" if result.requests else ""
+        lines.append(f"unlearning clients {result.forgotten}{against}:")
+        lines.append(comparison_table(result))
+        note = inexact_note(result)
         if note is not None:
             lines.append(note)
     return "\n".join(lines)

@@ -14,10 +14,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from fedunlearn.core.fedavg import RoundRecord
 from fedunlearn.evaluation.catalog import column
-from fedunlearn.fl.fedavg import RoundRecord
 from fedunlearn.history.writer import atomic_write
-from fedunlearn.reporting.results import RunResult
+from fedunlearn.results import RunResult
 
 UNITS = {"round": "federated round", "step": "replay step", "epoch": "epoch computed on the server"}
 DPI = 300  # for print; a PDF (vector) is written beside every PNG
@@ -33,9 +33,9 @@ def save_figure(fig: Any, path: Path) -> Path:
     return path
 
 
-def plot_methods(run_dir: Path, run: RunResult) -> Path:
-    names = ["before", *(run.unlearning or {})]
-    metrics = [run.before_unlearning or {}, *(m.metrics for m in (run.unlearning or {}).values())]
+def plot_methods(run_dir: Path, result: RunResult) -> Path:
+    names = ["before", *(result.unlearning or {})]
+    metrics = [result.before_unlearning or {}, *(m.metrics for m in (result.unlearning or {}).values())]
     fig, ax = plt.subplots(figsize=(max(6, len(names) * 0.9), 3.5))
     x = range(len(names))
     keys = ["test_accuracy"] + (["backdoor_asr"] if any(m.get("backdoor_asr") is not None for m in metrics) else [])
@@ -55,11 +55,11 @@ def plot_methods(run_dir: Path, run: RunResult) -> Path:
     return save_figure(fig, run_dir / "methods.png")
 
 
-def plot_rounds(run_dir: Path, run: RunResult) -> Path:
+def plot_rounds(run_dir: Path, result: RunResult) -> Path:
     """Test accuracy per record, one panel per unit; training in the rounds panel."""
     series: dict[str, dict[str, list[RoundRecord]]] = {u: {} for u in UNITS}
-    series["round"]["training"] = list(run.training.rounds)
-    for name, m in (run.unlearning or {}).items():
+    series["round"]["training"] = list(result.training.rounds)
+    for name, m in (result.unlearning or {}).items():
         for r in m.recovery_rounds:
             if r.test_accuracy is not None:  # (methods are evaluated along the way only with evaluation.curves)
                 series[r.unit].setdefault(r.phase or name, []).append(r)
@@ -91,9 +91,9 @@ class Point:
     asr_gap_std: float = 0.0
 
 
-def frontier_points(run: RunResult) -> list[Point]:
+def frontier_points(result: RunResult) -> list[Point]:
     """Every method but retrain, against retrain, when retrain ran."""
-    methods = run.unlearning or {}
+    methods = result.unlearning or {}
     if "retrain" not in methods:
         return []
     ref = methods["retrain"].metrics

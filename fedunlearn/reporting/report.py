@@ -6,20 +6,20 @@ from pathlib import Path
 
 from fedunlearn.reporting.console import summary
 from fedunlearn.reporting.plots import frontier_points, plot_frontier, plot_methods, plot_rounds
-from fedunlearn.reporting.results import RunResult, write_results
 from fedunlearn.reporting.tables import write_comparison
+from fedunlearn.results import RunResult, write_results
 
 
-def report(run_dir: Path, run: RunResult) -> None:
-    path = write_results(run_dir, run)
+def report(run_dir: Path, result: RunResult) -> None:
+    path = write_results(run_dir, result)
     files = "tables: comparison.md/.tex/.csv, plots: methods.png, rounds.png"
-    if run.unlearning is not None:
-        write_comparison(run_dir, run)
-        plot_methods(run_dir, run)
-        plot_rounds(run_dir, run)
-        points = frontier_points(run)
+    if result.unlearning is not None:
+        write_comparison(run_dir, result)
+        plot_methods(run_dir, result)
+        plot_rounds(run_dir, result)
+        points = frontier_points(result)
         if len(points) >= 2:
-            plot_frontier(run_dir / "frontier.png", points, f"cost–quality frontier: forgetting {run.forgotten}")
+            plot_frontier(run_dir / "frontier.png", points, f"cost–quality frontier: forgetting {result.forgotten}")
             files += ", frontier.png"
-    print(summary(run))
-    print(f"results: {path}" + (f" ({files})" if run.unlearning is not None else ""))
+    print(summary(result))
+    print(f"results: {path}" + (f" ({files})" if result.unlearning is not None else ""))

@@ -9,18 +9,18 @@ from typing import Any
 
 from fedunlearn.evaluation.catalog import COLUMNS, Column
 from fedunlearn.history.writer import atomic_write
-from fedunlearn.reporting.results import RunResult
+from fedunlearn.results import RunResult
 
 Row = dict[str, Any]  # "method" and one value per catalog column key
 
 
-def rows(run: RunResult) -> list[Row]:
+def rows(result: RunResult) -> list[Row]:
     """'before unlearning' (training's costs) then each method, by catalog key."""
-    train = run.training
+    train = result.training
     out: list[Row] = [
         {
             "method": "before unlearning",
-            **(run.before_unlearning or {}),
+            **(result.before_unlearning or {}),
             "wall_s": train.wall_s,
             "client_epochs": train.client_epochs,
             "compute": None if train.compute is None else train.compute.sge / 1e6,
@@ -28,7 +28,7 @@ def rows(run: RunResult) -> list[Row]:
             "megabytes": train.bytes.total / 1e6,
         }
     ]
-    for name, m in (run.unlearning or {}).items():
+    for name, m in (result.unlearning or {}).items():
         speed = m.speedup_vs_retrain
         spent = m.client_epochs > 0, m.bytes.total > 0, m.compute is not None and m.compute.sge > 0
         out.append(
@@ -55,9 +55,9 @@ def label(row: Row) -> str:
     return f"{row['method']} (inexact)" if row.get("exact") is False else str(row["method"])
 
 
-def inexact_note(run: RunResult) -> str | None:
+def inexact_note(result: RunResult) -> str | None:
     """The line tables add under a run whose exact reference (retrain, rollback) missed a crashed client."""
-    names = [name for name, m in (run.unlearning or {}).items() if m.exact is False]
+    names = [name for name, m in (result.unlearning or {}).items() if m.exact is False]
     if not names:
         return None
     what = "every distance to retrain is to an inexact reference" if "retrain" in names else "it is not exact"
@@ -100,11 +100,11 @@ def csv_text(table: list[Row], keys: list[str]) -> str:
     return out.getvalue()
 
 
-def write_comparison(run_dir: Path, run: RunResult) -> list[Path]:
+def write_comparison(run_dir: Path, result: RunResult) -> list[Path]:
     """Write comparison.md, comparison.tex and comparison.csv next to results.json."""
-    table = rows(run)
+    table = rows(result)
     body, head = cells(table), header()
-    note = inexact_note(run)
+    note = inexact_note(result)
     files = {
         "comparison.md": markdown(body, head) + ("" if note is None else f"\n{note}\n"),
         "comparison.tex": latex(body, head) + ("" if note is None else f"% {note}\n"),

@@ -1,8 +1,9 @@
 """The interface every unlearning method implements, and what it is given.
 
-A method is one module and one YAML, as a Flower strategy is one class: a ``Params`` dataclass (each field a
-``spec`` with what it allows; values in ``conf/unlearning/<name>.yaml``), an optional ``validate(cfg)`` for rules
-that involve other keys (the history it needs, intervals), and ``unlearn(ctx)``. ``@register`` makes it a choice
+A method is one module and one YAML, as a Flower strategy is one class: a dataclass of its hyper-parameters
+(``HParams``; each field a ``spec`` with what it allows; values in ``conf/unlearning/<name>.yaml``), an optional
+``validate(cfg, methods)`` for rules that involve other keys (the history it needs, intervals), and
+``unlearn(ctx)``. ``@register`` makes it a choice
 of ``unlearning.methods``; nothing else lists it.
 """
 
@@ -18,15 +19,15 @@ from typing import Any, ClassVar, Generic, TypeVar
 from torch import nn
 
 from fedunlearn.config import Config, ConfigError
+from fedunlearn.core.fedavg import Curve, Evaluate, RoundLog, Unit, no_curve, replay_rounds, sample_clients
+from fedunlearn.core.federation import CostMeter, Replies
+from fedunlearn.core.params import Params, nbytes
+from fedunlearn.core.task import TrainPlan
 from fedunlearn.data import FederatedData
-from fedunlearn.fl.fedavg import Curve, Evaluate, RoundLog, Unit, no_curve, replay_rounds, sample_clients
-from fedunlearn.fl.federation import CostMeter, Replies
-from fedunlearn.fl.params import Params, nbytes
-from fedunlearn.fl.task import TrainPlan
 from fedunlearn.history import HistoryStore
 from fedunlearn.models import build_model
 from fedunlearn.seeds import Stream, rng
-from fedunlearn.unlearning.recovery import RecoveryParams
+from fedunlearn.unlearning.recovery import RecoveryHParams
 
 P = TypeVar("P")
 
@@ -51,14 +52,14 @@ class UnlearningOutcome:
 class UnlearningContext:
     """One unlearning request: the trained model, its history, who leaves, and the federation.
 
-    ``trainer`` reaches the remaining clients' ClientApps through the same simulation and meters what they
+    ``clients`` reaches the remaining clients' ClientApps through the same simulation and meters what they
     spend; a method reports only what is specific to it in ``info``.
     """
 
     cfg: Config
     history: HistoryStore
     forget: list[int]
-    trainer: CostMeter
+    clients: CostMeter  # the federation's clients, through Flower, their work metered
     trained: Params
     evaluate: Evaluate  # (test accuracy, test loss)
     data: FederatedData
@@ -115,7 +116,7 @@ class UnlearningContext:
         clipped to ``max_grad_norm`` and capped at ``max_steps`` per client if given)."""
         plan = dataclasses.replace(self.plan(max_grad_norm=max_grad_norm), max_steps=max_steps)
         return replay_rounds(
-            self.trainer, params, self.new_rounds(rounds), plan, self.cfg.seed, self.curve, tag,
+            self.clients, params, self.new_rounds(rounds), plan, self.cfg.seed, self.curve, tag,
             stream=Stream.RECOVERY,
         )  # fmt: skip
 
@@ -125,7 +126,7 @@ class UnlearningContext:
         if self.evaluate_remaining is None:
             raise ValueError("this context has no federated evaluation (evaluate_remaining)")
         remaining = self.remaining_clients()
-        self.trainer.charge(
+        self.clients.charge(
             to_clients=nbytes(params) * len(remaining), client_forward_samples=self.samples_of(remaining)
         )
         t0 = time.perf_counter()
@@ -134,7 +135,7 @@ class UnlearningContext:
         self.evaluation_s += time.perf_counter() - t0
         return result
 
-    def recover_until(self, params: Params, recovery: RecoveryParams, tag: str) -> tuple[Params, RoundLog, Stop]:
+    def recover_until(self, params: Params, recovery: RecoveryHParams, tag: str) -> tuple[Params, RoundLog, Stop]:
         """FedAvg rounds with the remaining clients from ``params`` until ``recovery``'s stop rule holds."""
         cap = recovery.cap(self.last_round)
         if recovery.stop == "rounds":
@@ -151,7 +152,7 @@ class UnlearningContext:
             reference = self.reference_accuracy
 
             def reached(p: Params) -> bool:
-                self.trainer.charge(server_forward_samples=len(self.data.test))  # a test evaluation on the server
+                self.clients.charge(server_forward_samples=len(self.data.test))  # a test evaluation on the server
                 return self.evaluate(p)[0] >= reference - recovery.tolerance
 
         rounds = RoundLog()
@@ -160,7 +161,7 @@ class UnlearningContext:
             if reached(params):
                 return params, rounds, Stop(recovery.stop, done)
             params, rounds = replay_rounds(
-                self.trainer, params, [one], plan, self.cfg.seed, self.curve, tag,
+                self.clients, params, [one], plan, self.cfg.seed, self.curve, tag,
                 log_so_far=rounds, total=self.last_round + cap, stream=Stream.RECOVERY,
             )  # fmt: skip
         return params, rounds, Stop(recovery.stop if reached(params) else "max_rounds", cap)
@@ -171,7 +172,7 @@ class UnlearningContext:
         """Client work the server computes on the clients' behalf (their data, their epochs): ``samples`` trained
         (and ``forward_samples`` passed forward only), the model sent to each of ``cids`` and back once."""
         size = nbytes(params) * len(cids)
-        self.trainer.charge(
+        self.clients.charge(
             epochs=epochs, to_clients=size, from_clients=size, client_train_samples=samples,
             client_forward_samples=forward_samples,
         )  # fmt: skip
@@ -197,16 +198,17 @@ class UnlearningMethod(ABC, Generic[P]):
     """Removes the forgotten clients' contribution from the trained model."""
 
     name: ClassVar[str]
-    Params: ClassVar[type[Any]]  # dataclass of spec() fields
+    HParams: ClassVar[type[Any]]  # its hyper-parameters: a dataclass of spec() fields
     config_file: ClassVar[Path | str | None] = None  # its YAML; None: conf/unlearning/<name>.yaml in the package
     client_stats: ClassVar[frozenset[str]] = frozenset()  # history stats it reads (history.client_stats=auto)
     exact: ClassVar[bool] = False  # gives retraining's model exactly (retrain, rollback): a reference for the others
 
-    def __init__(self, params: P) -> None:
-        self.params = params
+    def __init__(self, hparams: P) -> None:
+        self.hparams = hparams
 
-    def validate(self, cfg: Config) -> None:
-        """Rules between this method's parameters and the rest of the config; raise ConfigError."""
+    def validate(self, cfg: Config, methods: list[str]) -> None:
+        """Rules between this method's parameters and the rest of the config (``methods``: every method the run
+        applies); raise ConfigError."""
 
     @abstractmethod
     def unlearn(self, ctx: UnlearningContext) -> UnlearningOutcome: ...

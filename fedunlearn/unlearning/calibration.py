@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from fedunlearn.fl.params import Params, flatten, unflatten, weighted_sum
+from fedunlearn.core.params import Params, flatten, unflatten, weighted_sum
 
 GRANULARITIES = ("client", "layer")
 LAYER_WEIGHTS = ("equal", "samples")

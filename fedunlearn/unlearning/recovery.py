@@ -6,13 +6,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from fedunlearn.config import Config, ConfigError, method_names, spec
+from fedunlearn.config import ConfigError, spec
 
 RECOVERY_STOPS = ("rounds", "remaining_accuracy", "retrain_accuracy")
 
 
 @dataclass
-class RecoveryParams:
+class RecoveryHParams:
     """FedAvg rounds with the remaining clients after an unlearning step, and when they stop.
 
     ``rounds``: exactly the cap. ``remaining_accuracy`` (deployable): until the model's accuracy on the remaining
@@ -33,11 +33,9 @@ class RecoveryParams:
         return min(self.max_rounds, math.ceil(self.max_share * training_rounds))
 
 
-def require_recovery(cfg: Config, method: str, recovery: RecoveryParams) -> None:
-    """``recovery.stop=retrain_accuracy`` compares with retrain, which must then run in the same request."""
-    from fedunlearn.unlearning.registry import registered
-
-    if recovery.stop == "retrain_accuracy" and "retrain" not in method_names(cfg, registered()):
+def require_recovery(method: str, recovery: RecoveryHParams, methods: list[str]) -> None:
+    """``recovery.stop=retrain_accuracy`` compares with retrain, which must then be among the run's ``methods``."""
+    if recovery.stop == "retrain_accuracy" and "retrain" not in methods:
         raise ConfigError(
             f"unlearning.{method}.recovery.stop",
             "retrain_accuracy needs retrain's accuracy: add retrain to unlearning.methods (or use remaining_accuracy)",

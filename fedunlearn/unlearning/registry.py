@@ -1,9 +1,10 @@
 """Method name → implementation, and the ``unlearning`` config section built from what registered.
 
-A method module registers its class with ``@register``; its parameters' values live in its YAML
-(``conf/unlearning/<name>.yaml`` for the package's own methods, ``config_file`` for others). ``discover`` imports
-every module of this package, the entry points of group ``fedunlearn.methods`` and the modules named in the
-``FEDUNLEARN_PLUGINS`` environment variable (comma-separated), so adding a method edits no list.
+A method module (``fedunlearn/unlearning/methods/``) registers its class with ``@register``; its parameters'
+values live in its YAML (``conf/unlearning/<name>.yaml`` for the package's own methods, ``config_file`` for
+others). ``discover`` imports every module of ``methods/``, the entry points of group ``fedunlearn.methods`` and
+the modules named in the ``FEDUNLEARN_PLUGINS`` environment variable (comma-separated), so adding a method edits
+no list.
 """
 
 from __future__ import annotations
@@ -32,16 +33,16 @@ M = TypeVar("M", bound=type[UnlearningMethod[Any]])
 
 
 def register(name: str) -> Callable[[M], M]:
-    """Class decorator: make the method available as ``unlearning.methods=[<name>]``; its parameters are the
-    dataclass it is generic in (``class X(UnlearningMethod[XParams])``)."""
+    """Class decorator: make the method available as ``unlearning.methods=[<name>]``; its hyper-parameters are
+    the dataclass it is generic in (``class X(UnlearningMethod[XHParams])``)."""
 
     def decorate(cls: M) -> M:
-        params = next((get_args(b)[0] for b in getattr(cls, "__orig_bases__", ()) if get_args(b)), None)
-        if not (isinstance(params, type) and dataclasses.is_dataclass(params)):
-            raise TypeError(f"{cls.__name__} must subclass UnlearningMethod[<a dataclass of its parameters>]")
+        hparams = next((get_args(b)[0] for b in getattr(cls, "__orig_bases__", ()) if get_args(b)), None)
+        if not (isinstance(hparams, type) and dataclasses.is_dataclass(hparams)):
+            raise TypeError(f"{cls.__name__} must subclass UnlearningMethod[<a dataclass of its hyper-parameters>]")
         if name in _METHODS and _METHODS[name].__qualname__ != cls.__qualname__:
             raise ValueError(f"unlearning method {name!r} registered twice")
-        cls.name, cls.Params = name, params
+        cls.name, cls.HParams = name, hparams
         _METHODS[name] = cls
         return cls
 
@@ -72,7 +73,7 @@ def config_file(cls: type[UnlearningMethod[Any]]) -> Path:
 
 def discover() -> None:
     """Import (and so register) every built-in method, installed plugin and ``FEDUNLEARN_PLUGINS`` module."""
-    import fedunlearn.unlearning as package
+    import fedunlearn.unlearning.methods as package
 
     for info in pkgutil.iter_modules(package.__path__):
         importlib.import_module(f"{package.__name__}.{info.name}")
@@ -84,7 +85,7 @@ def discover() -> None:
 
 def run_schema() -> type[Config]:
     """The ``Config`` schema with one typed ``unlearning.<name>`` section per registered method."""
-    sections = [(n, _METHODS[n].Params, dataclasses.field(default_factory=_METHODS[n].Params)) for n in registered()]
+    sections = [(n, _METHODS[n].HParams, dataclasses.field(default_factory=_METHODS[n].HParams)) for n in registered()]
     unlearning = dataclasses.make_dataclass("UnlearningConfig", sections, bases=(UnlearningConfig,))
     schema = dataclasses.make_dataclass(
         "RunConfig", [("unlearning", unlearning, dataclasses.field(default_factory=unlearning))], bases=(Config,)

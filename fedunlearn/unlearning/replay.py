@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import overload
 
-from fedunlearn.fl.params import Params, sample_weights
+from fedunlearn.core.params import Params, sample_weights
 from fedunlearn.unlearning.base import UnlearningContext
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fedunlearn.fl.federation import CostMeter, Replies
-from fedunlearn.fl.task import ClientUpdate, TrainPlan
+from fedunlearn.core.federation import CostMeter, Replies
+from fedunlearn.core.task import ClientUpdate, TrainPlan
 from fedunlearn.history import HistoryStore
 from fedunlearn.unlearning import UnlearningContext
 from tests.conftest import make_config

@@ -2,9 +2,9 @@
 
 import numpy as np
 
-from fedunlearn.fl.fedavg import fedavg
-from fedunlearn.fl.federation import Replies
-from fedunlearn.fl.task import ClientUpdate
+from fedunlearn.core.fedavg import fedavg
+from fedunlearn.core.federation import Replies
+from fedunlearn.core.task import ClientUpdate
 from tests.reference.conftest import SHAPES, TOL
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from fedunlearn import unlearning
-from fedunlearn.fl.task import sgd_steps
+from fedunlearn.core.task import sgd_steps
 from fedunlearn.unlearning.calibration import calibrated_step
 from tests.reference.conftest import SHAPES, TOL, ScriptedTrainer, context, flat, random_history
 

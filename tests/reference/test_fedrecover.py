@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from fedunlearn import unlearning
-from fedunlearn.fl.federation import Replies
-from fedunlearn.fl.task import ClientUpdate
+from fedunlearn.core.federation import Replies
+from fedunlearn.core.task import ClientUpdate
 from fedunlearn.unlearning.lbfgs import lbfgs_hvp
 from tests.reference.conftest import SHAPES, TOL, context, flat, random_history
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fedunlearn.unlearning.kd import subtract_contributions
+from fedunlearn.unlearning.methods.kd import subtract_contributions
 from tests.reference.conftest import TOL, context, flat, random_history
 
 

@@ -9,12 +9,12 @@ import pytest
 import torch
 
 from fedunlearn import unlearning
-from fedunlearn.fl.params import distances_to
-from fedunlearn.unlearning.crab import parameter_kl, select, similarity
-from fedunlearn.unlearning.fednot import negate_first_layers
-from fedunlearn.unlearning.fedquit import fedquit_loss
-from fedunlearn.unlearning.puf import puf_step
-from fedunlearn.unlearning.sifu import psi_star, sensitivities
+from fedunlearn.core.params import distances_to
+from fedunlearn.unlearning.methods.crab import parameter_kl, select, similarity
+from fedunlearn.unlearning.methods.fednot import negate_first_layers
+from fedunlearn.unlearning.methods.fedquit import fedquit_loss
+from fedunlearn.unlearning.methods.puf import puf_step
+from fedunlearn.unlearning.methods.sifu import psi_star, sensitivities
 from tests.reference.conftest import (
     SHAPES,
     TOL,

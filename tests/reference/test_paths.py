@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from fedunlearn import unlearning
-from fedunlearn.fl.federation import CostMeter
-from fedunlearn.fl.params import get_params
+from fedunlearn.core.federation import CostMeter
+from fedunlearn.core.params import get_params
 from fedunlearn.unlearning import UnlearningContext
 from tests.reference.conftest import (
     SHAPES,
@@ -200,14 +200,15 @@ def test_sifu_restarts_from_the_last_model_within_the_bound(tmp_path: Path, forg
 def test_sifu_adds_noise_of_std_sigma_to_every_parameter(tmp_path: Path) -> None:
     """N(0, σ²) on every parameter of the restart model (privacy.py), drawn from the run's noise stream in name
     order (the stream is fedunlearn's seeding, not its math)."""
-    from fedunlearn.seeds import Stream, rng
+    from fedunlearn.seeds import rng
+    from fedunlearn.unlearning.methods.sifu import NOISE
 
     h = random_history(tmp_path, rounds=4, clients=5, seed=48)
     ctx = context(h, [0], LinearTrainer(h.counts, seed=48), "unlearning.methods=[sifu]", "unlearning.sifu.sigma=0.3",
                   "unlearning.sifu.epsilon=1e12", "unlearning.sifu.recovery.stop=rounds",
                   "unlearning.sifu.recovery.max_rounds=0")  # fmt: skip
     out = unlearning.create("sifu", ctx.cfg).unlearn(ctx)
-    draw = rng(ctx.cfg.seed, Stream.NOISE)
+    draw = rng(ctx.cfg.seed, NOISE)
     noise = {k: draw.normal(0.0, 0.3, SHAPES[k]) for k in sorted(SHAPES)}
     np.testing.assert_allclose(flat(out.params) - flat(ctx.trained), flat(noise), atol=1e-5)
 
@@ -360,7 +361,7 @@ def test_kd_recover_subtracts_distils_with_clipped_momentum_then_recovers(tmp_pa
     h = ctx.history
     counts = {c: int(h.num_examples(t, c)) for t in h.rounds() for c in h.participants(t)}
     trainer = _MLPLinearTrainer({c: counts.get(c, 10 + c) for c in range(6)}, ctx.trained)
-    ctx = dataclasses.replace(ctx, trainer=CostMeter(trainer))
+    ctx = dataclasses.replace(ctx, clients=CostMeter(trainer))
     out = unlearning.create("kd_recover", ctx.cfg).unlearn(ctx)
     p = {k: v.astype(np.float64) for k, v in ctx.trained.items()}
     for t in h.rounds():
@@ -436,6 +437,6 @@ def test_pgas_post_training_is_capped_as_the_code_caps_it(tmp_path: Path) -> Non
     ctx = _mlp_context(tmp_path, [0], trainer, "unlearning.methods=[pga]", "unlearning.pga.post_rounds=2",
                        "unlearning.pga.post_max_steps=51")  # fmt: skip
     trainer_mlp = _MLPLinearTrainer({c: 10 + c for c in range(6)}, ctx.trained)
-    ctx = dataclasses.replace(ctx, trainer=CostMeter(trainer_mlp))
+    ctx = dataclasses.replace(ctx, clients=CostMeter(trainer_mlp))
     unlearning.create("pga", ctx.cfg).unlearn(ctx)
     assert [(group.split("-")[1], plan.max_steps) for group, _, _, plan in trainer_mlp.calls] == [("post", 51)] * 2

@@ -11,8 +11,8 @@ import torch
 from fedunlearn import unlearning
 from fedunlearn.data import federated_data
 from fedunlearn.models import build_model
-from fedunlearn.seeds import Stream, torch_seed
-from fedunlearn.unlearning.pga import _project, pga_radius
+from fedunlearn.seeds import torch_seed
+from fedunlearn.unlearning.methods.pga import PGA_ASCENT, _project, pga_radius
 from tests.conftest import TINY, make_config, run_in_process
 
 
@@ -114,7 +114,7 @@ def test_a_whole_ascent_matches_the_authors_loop(tmp_path: Path, threshold: floa
                     .state_dict().items()}) for s in range(cfg.seed + 1, cfg.seed + 1 + p.random_models)]  # fmt: skip
     radius = np.sqrt(np.mean([((r - center) ** 2).sum() for r in randoms]) / 3)
     forgotten = data.clients([1])
-    gen = torch.Generator().manual_seed(torch_seed(cfg.seed, Stream.PGA_ASCENT))
+    gen = torch.Generator().manual_seed(torch_seed(cfg.seed, PGA_ASCENT))
     orders = [torch.randperm(len(forgotten.y), generator=gen).numpy() for _ in range(p.epochs)]
     w, steps, rule = _oracle_ascent(center, center, target, radius, forgotten.x.astype(np.float64), forgotten.y,
                                     orders, p, shapes)  # fmt: skip
@@ -128,4 +128,4 @@ def test_the_papers_accuracy_stop_is_a_named_option(tmp_path: Path) -> None:
                       "unlearning.pga.stop_accuracy=1.01")  # fmt: skip
     ctx_stop = run_in_process(cfg, tmp_path)["unlearning"]["pga"]["stop"]
     assert ctx_stop == {"rule": "accuracy", "after": 1}
-    assert unlearning.create("pga", cfg).params.stop == "accuracy"
+    assert unlearning.create("pga", cfg).hparams.stop == "accuracy"

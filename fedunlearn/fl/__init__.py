@@ -1,1 +1,0 @@
-"""Federated training on Flower's Message API and simulation engine (Ray)."""

@@ -10,7 +10,7 @@ computed exactly by its client instead; τ_t is the value that at most a share �
 stored updates (the remaining participants') exceed, and τ = max_t τ_t over the stored rounds
 (``tau_scope: global``). The paper compares coordinates with τ; fedunlearn compares their absolute values (a large
 negative coordinate is as abnormal). The paper's α is not stated; ``tau_quantile`` = 1 − α defaults to 1 − 10⁻⁶,
-as two public re-implementations set it. ``tau_scope: round`` (with ``tau_factor``) is fedunlearn's earlier rule,
+as two public re-implementations set it. ``tau_scope: round`` (with ``tau_factor``) is fedunlearn's own looser rule,
 τ = factor × the round's own quantile. There is no official code."""
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ MODELS = ("mlp", "cnn", "resnet18", "flnet")
 TRIGGERS = ("square", "pattern")
 PARTITIONS = ("iid", "dirichlet", "shards")
 HISTORY_DTYPES = ("float32", "float16")
+HISTORY_CODECS = ("none", "int8", "topk")
 CLIENT_STATS = ("auto", "all", "none")
 
 
@@ -141,6 +142,9 @@ class HistoryConfig:
     record: bool = MISSING  # false: plain FedAvg, nothing stored (no unlearning possible)
     interval: int = spec(ge=1)
     dtype: str = spec(choices=HISTORY_DTYPES)
+    codec: str = spec(choices=HISTORY_CODECS)  # how client updates are stored: none | int8 | topk
+    int8_block: int = spec(ge=1)  # codec int8: values sharing one scale
+    topk_fraction: float = spec(gt=0.0, le=1.0)  # codec topk: share of each tensor's values kept
     dir: str = MISSING
     client_stats: str = spec(choices=CLIENT_STATS)  # per-client scalars of each round for methods that select
 

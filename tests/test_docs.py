@@ -65,3 +65,11 @@ def test_the_readme_is_a_front_door() -> None:
     assert (ROOT / ".ci" / "run").read_text().rstrip().splitlines()[-1] == commands[1]
     for target in re.findall(r"\]\(((?:docs/)?[\w./-]+\.md)(?:#[\w-]+)?\)", README):
         assert (ROOT / target).exists(), target
+
+
+def test_no_page_is_left_with_a_placeholder() -> None:
+    """A line that is one upper-case word (RESULTS_X) is a figure still to be filled in."""
+    pages = {p.name: p.read_text() for p in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]}
+    left = [f"{name}: {line}" for name, text in pages.items() for line in text.splitlines()
+            if re.fullmatch(r"[A-Z][A-Z0-9]*_[A-Z0-9_]+", line.strip())]  # fmt: skip
+    assert left == []

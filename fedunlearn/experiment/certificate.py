@@ -31,7 +31,7 @@ from fedunlearn.evaluation.catalog import EVIDENCE
 from fedunlearn.experiment import signing
 from fedunlearn.experiment.checkpoint import file_sha256
 from fedunlearn.history import HistoryStore
-from fedunlearn.history.store import CHAIN, HistoryCorruptError, verify_chain
+from fedunlearn.history.store import CHAIN, HistoryCorruptError, codec_of, verify_chain
 from fedunlearn.history.writer import atomic_write
 from fedunlearn.results import MethodResult, encode, finite
 
@@ -96,6 +96,7 @@ def write_certificate(
         "issued_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "seed": cfg.seed,
         "history": _file(run_dir, manifest),
+        "history_codec": codec_of(json.loads(manifest.read_text())).describe(),
         "history_chain": None
         if chain is None
         else {

@@ -32,6 +32,7 @@ from fedunlearn.experiment.checkpoint import RunCheckpoint, save_params
 from fedunlearn.experiment.references import report_to_json, train_references
 from fedunlearn.experiment.schedule import training_schedule
 from fedunlearn.history import HistoryStore
+from fedunlearn.history.codecs import Codec
 from fedunlearn.history.writer import BackgroundWriter, FileWriter
 from fedunlearn.models import build_model
 from fedunlearn.results import (
@@ -378,7 +379,8 @@ def _run(cfg: Config, trainer: ClientTrainer, run_dir: Path, writer: FileWriter)
         ckpt.load()
     else:
         ckpt.start()
-    store = HistoryStore(run_dir / cfg.history.dir, cfg.history.interval, cfg.history.dtype, writer=writer)
+    codec = Codec(cfg.history.codec, cfg.history.int8_block, cfg.history.topk_fraction)
+    store = HistoryStore(run_dir / cfg.history.dir, cfg.history.interval, cfg.history.dtype, writer=writer, codec=codec)
     exp = Experiment(
         cfg=cfg, trainer=trainer, run_dir=run_dir, data=data, store=store, ckpt=ckpt,
         test=Evaluator(cfg, data, departed_clients(cfg)).test,
@@ -393,7 +395,7 @@ def _run(cfg: Config, trainer: ClientTrainer, run_dir: Path, writer: FileWriter)
         unlearned = compare(exp, methods, final) if cfg.forget.clients else Unlearned()
     history = HistoryInfo(
         bytes=store.total_bytes(), rounds_stored=len(store.rounds_stored()), dtype=store.dtype,
-        interval=store.interval, path=f"{cfg.history.dir}/",
+        interval=store.interval, path=f"{cfg.history.dir}/", codec=store.codec.describe(),
     )  # fmt: skip
     return RunResult(
         training=training.result(num_params),

@@ -4,7 +4,8 @@ Layout under the run's ``history/`` folder, one safetensors file per tensor set 
 
     manifest.json                      rounds, participants, sample counts, per-client stats, sizes and SHA-256
     round_00001/global.safetensors     M^1 (the model the round started from)
-    round_00001/client_00003.safetensors  U_3^1, with num_examples in its metadata
+    round_00001/client_00003.safetensors  U_3^1, with num_examples and its codec in its metadata
+    residuals/client_00003.safetensors    history.codec=topk: client 3's error-feedback residual (and .prev)
 
 Each file and the manifest are written atomically as the round ends (through a ``BackgroundWriter`` in a
 run, so that fsync overlaps the next round); nothing is kept in RAM across rounds but the manifest's small
@@ -14,6 +15,12 @@ index.
 counts, stats and the SHA-256 of each file written), each line holding the hash of the line before and its own,
 so that a round cannot be removed, replaced or reordered without breaking every later hash. Appending a round
 costs O(its clients); certificates pin the chain's head (round and hash) when they are issued.
+
+Client updates go through ``history.codec`` (``codecs.py``: none, int8, top-k with error feedback); global models
+are kept as ``history.dtype`` whatever the codec (one a round, and every method starts from them). A top-k
+client's residual is the state a compressed-uplink client would keep: it is not part of the history (not in the
+manifest, the chain or ``total_bytes``), and the previous generation is kept so that a run resumed one round back
+continues with the residual it had then.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ import torch
 from safetensors.numpy import save as save_safetensors
 
 from fedunlearn.core.params import Params, is_trainable, params_from_safetensors
+from fedunlearn.history.codecs import Codec, decode, encode
 from fedunlearn.history.writer import FileWriter, atomic_write
 
 MANIFEST = "manifest.json"
@@ -54,6 +62,7 @@ class HistoryStore:
         dtype: str = "float32",
         manifest: str = MANIFEST,
         writer: FileWriter | None = None,
+        codec: Codec | None = None,
     ) -> None:
         if dtype not in DTYPES:
             raise ValueError(f"history dtype {dtype!r} not in {sorted(DTYPES)}")
@@ -64,15 +73,20 @@ class HistoryStore:
         self._writer = writer if writer is not None else FileWriter()
         self.manifest_path = self.root / manifest
         path = self.manifest_path
+        self.codec = codec if codec is not None else Codec()
         if path.exists():
             self._manifest: dict[str, Any] = _load_manifest(path)
-            if (self._manifest["interval"], self._manifest["dtype"]) != (interval, dtype):
+            recorded = self._manifest.get("codec", {"name": "none"})
+            if (self._manifest["interval"], self._manifest["dtype"], recorded) != (
+                interval, dtype, self.codec.describe()
+            ):  # fmt: skip
                 raise ValueError(
-                    f"{path} was written with interval/dtype {self._manifest['interval']}/"
-                    f"{self._manifest['dtype']}, asked for {interval}/{dtype}"
+                    f"{path} was written with interval/dtype/codec {self._manifest['interval']}/"
+                    f"{self._manifest['dtype']}/{recorded}, asked for {interval}/{dtype}/{self.codec.describe()}"
                 )
         else:
-            self._manifest = {"interval": interval, "dtype": dtype, "rounds": {}, "files": {}}
+            self._manifest = {"interval": interval, "dtype": dtype, "codec": self.codec.describe(), "rounds": {},
+                              "files": {}}  # fmt: skip
         self.chain_path = self.root / CHAIN
         self._chain = read_chain(self.chain_path) if self.chain_path.exists() else []
 
@@ -80,7 +94,7 @@ class HistoryStore:
     def open(cls, root: Path | str, manifest: str = MANIFEST) -> HistoryStore:
         """Open an existing history for reading (``manifest``: e.g. a copy frozen by ``freeze_manifest``)."""
         index = _load_manifest(Path(root) / manifest)
-        return cls(root, index["interval"], index["dtype"], manifest)
+        return cls(root, index["interval"], index["dtype"], manifest, codec=codec_of(index))
 
     # -- writing -----------------------------------------------------------------------------------
 
@@ -99,6 +113,47 @@ class HistoryStore:
     def _encode(self, params: Params, metadata: dict[str, str] | None = None) -> bytes:
         arrays = {k: _cast(v, self.dtype) if is_trainable(v) else np.ascontiguousarray(v) for k, v in params.items()}
         return save_safetensors(arrays, metadata=metadata)
+
+    def _encode_update(self, round_: int, cid: int, update: Params, num_examples: int) -> bytes:
+        """A client update through the codec; a top-k client's residual is read and written here."""
+        residual = self._residual(cid) if self.codec.stateful else None
+        arrays, meta, new_residual = encode(self.codec, update, residual, lambda a: _cast(a, self.dtype))
+        if new_residual is not None:
+            self._save_residual(round_, cid, new_residual)
+        if not meta:
+            return save_safetensors(arrays, metadata={"num_examples": str(num_examples)})
+        info = {**json.loads(meta["codec"]), "num_examples": num_examples}
+        return save_safetensors(arrays, metadata={"codec": json.dumps(info, sort_keys=True)})
+
+    def _residual_path(self, cid: int, prev: bool = False) -> Path:
+        return self.root / "residuals" / f"client_{cid:05d}.safetensors{'.prev' if prev else ''}"
+
+    def _residual(self, cid: int) -> Params | None:
+        path = self._residual_path(cid)
+        self._writer.flush()
+        return params_from_safetensors(path.read_bytes()) if path.exists() else None
+
+    def _save_residual(self, round_: int, cid: int, residual: Params) -> None:
+        current = self._residual_path(cid)
+        if current.exists():
+            self._writer.write(self._residual_path(cid, prev=True), current.read_bytes())
+        self._writer.write(current, save_safetensors(residual, metadata={"round": str(round_)}))
+
+    def _rewind_residuals(self, last_round: int) -> None:
+        """Residuals as they were after ``last_round``: a newer one is replaced by its previous generation (or
+        dropped, when that is newer too: the client then starts again from no residual)."""
+        folder = self.root / "residuals"
+        if not folder.exists():
+            return
+        for current in sorted(folder.glob("client_*.safetensors")):
+            prev = current.with_name(current.name + ".prev")
+            if _residual_round(current) <= last_round:
+                continue
+            if prev.exists() and _residual_round(prev) <= last_round:
+                atomic_write(current, prev.read_bytes())
+            else:
+                current.unlink()
+            prev.unlink(missing_ok=True)
 
     def _write(self, rel: str, payload: bytes) -> str:
         self._writer.write(self.root / rel, payload)
@@ -127,9 +182,8 @@ class HistoryStore:
             rel = f"{_round_dir(round_)}/global.safetensors"
             written[rel] = self._write(rel, self._encode(global_params))
             for cid in sorted(updates):
-                meta = {"num_examples": str(num_examples[cid])}
                 written[_client_file(round_, cid)] = self._write(
-                    _client_file(round_, cid), self._encode(updates[cid], meta)
+                    _client_file(round_, cid), self._encode_update(round_, cid, updates[cid], num_examples[cid])
                 )
         self._manifest["rounds"][str(round_)] = {
             "stored": stored,
@@ -185,7 +239,8 @@ class HistoryStore:
         self._require_stored(round_)
         if cid not in self.participants(round_):
             raise KeyError(f"client {cid} did not take part in round {round_}")
-        return self._read(_client_file(round_, cid), f"round {round_}, client {cid}")
+        payload = self._check(_client_file(round_, cid), f"round {round_}, client {cid}")
+        return decode(params_from_safetensors(payload), _metadata(payload))
 
     def truncate(self, last_round: int) -> None:
         """Forget rounds after ``last_round`` (a resumed run records them again) and delete their files."""
@@ -201,6 +256,7 @@ class HistoryStore:
                     file.unlink()
                 folder.rmdir()
         self._write_manifest()
+        self._rewind_residuals(last_round)
         self._chain = [e for e in self._chain if e["round"] <= last_round]
         lines = "".join(json.dumps(e, sort_keys=True, separators=(",", ":")) + "\n" for e in self._chain)
         atomic_write(self.chain_path, lines.encode())
@@ -321,6 +377,22 @@ def _load_manifest(path: Path) -> dict[str, Any]:
     if not isinstance(manifest, dict) or not {"interval", "dtype"} <= manifest.keys():
         raise HistoryCorruptError(f"history manifest is unreadable (no interval/dtype index): {path}")
     return manifest
+
+
+def codec_of(manifest: dict[str, Any]) -> Codec:
+    """The codec a manifest records (none when it records none)."""
+    c = manifest.get("codec", {"name": "none"})
+    return Codec(str(c["name"]), int(c.get("block", 256)), float(c.get("fraction", 0.01)))
+
+
+def _metadata(payload: bytes) -> dict[str, str]:
+    """A safetensors payload's ``__metadata__`` (its header is an 8-byte little-endian length, then JSON)."""
+    size = int.from_bytes(payload[:8], "little")
+    return dict(json.loads(payload[8 : 8 + size]).get("__metadata__", {}))
+
+
+def _residual_round(path: Path) -> int:
+    return int(_metadata(path.read_bytes())["round"])
 
 
 def _cast(values: np.ndarray, dtype: str) -> np.ndarray:

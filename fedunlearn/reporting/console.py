@@ -44,7 +44,7 @@ def summary(result: RunResult) -> str:
         + ", "
         f"{train.bytes.total / 1e6:.1f} MB exchanged, {train.wall_s:.1f}s; final test accuracy {accuracy}",
         f"history: {hist.rounds_stored} rounds stored, {hist.bytes / 1e6:.2f} MB ({hist.dtype}, "
-        f"interval {hist.interval})",
+        f"interval {hist.interval}" + ("" if hist.codec["name"] == "none" else f", codec {hist.codec['name']}") + ")",
     ]
     failures = [f for r in _all_rounds(result) for f in (r.failures or [])]
     if failures:

@@ -174,6 +174,7 @@ class HistoryInfo:
     dtype: str
     interval: int
     path: str
+    codec: dict[str, Any] = field(default_factory=lambda: {"name": "none"})  # how client updates are stored
 
 
 @dataclass(frozen=True, kw_only=True)

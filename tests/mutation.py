@@ -1,7 +1,7 @@
 """Mutation testing of the unlearning methods' math: does ``tests/reference`` (with the methods' unit tests) notice
 a plausible mistake?
 
-    python tests/mutation.py                 # every mutant (about 15 minutes on 2 cores); the report is printed
+    python tests/mutation.py                 # every mutant (about 9 minutes on 2 cores); the report is printed
     python tests/mutation.py --report FILE   # also written to FILE (benchmarks/results/mutation.md is the last one)
     python tests/mutation.py --only crab     # the mutants of one module
 

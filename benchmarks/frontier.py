@@ -6,6 +6,7 @@ over seeds, on the 95% t-interval's worse end.
     python benchmarks/frontier.py --quick            # the benchmark setting and one held-out setting, 50 rounds
     python benchmarks/frontier.py --settings 4,6     # some settings (by index), into frontier-rerun.*
     python benchmarks/frontier.py --seeds 5          # more seeds per setting
+    python benchmarks/frontier.py --settings 0,1 "unlearning.methods=[retrain,puf]"   # any Hydra override after
 
 Target: ≥ 10× fewer client-epochs and ≥ 5× less wall time than retrain, test accuracy within 1 point and backdoor
 ASR within 2 points of the retrained model, with default parameters, on every setting. Each (setting, seed) is one
@@ -161,9 +162,9 @@ def over_seeds(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def measure(label: str, overrides: list[str], tmp: Path) -> dict[str, Any]:
     run_dir = tmp / label.replace(" ", "_").replace(",", "").replace("+", "").replace("=", "")
     print(f"[{label}] {' '.join(overrides)}", flush=True)
-    m = run_fedunlearn(run_dir, [*overrides, *COMMON])
+    m = run_fedunlearn(run_dir, [*COMMON, *overrides])  # a user's overrides (e.g. unlearning.methods) win
     fast = [n for n, e in m.results["unlearning"].items() if e["wall_s"] < REPEAT_BELOW and n != "retrain"]
-    walls = repeat_fast(run_dir, [*overrides, *COMMON], fast, 2) if fast else {}
+    walls = repeat_fast(run_dir, [*COMMON, *overrides], fast, 2) if fast else {}
     if (run_dir / "frontier.png").exists():
         OUT.mkdir(parents=True, exist_ok=True)
         shutil.copy(run_dir / "frontier.png", OUT / f"frontier-{run_dir.name}.png")

@@ -352,12 +352,17 @@ def verify_chain(root: Path, rounds: int | None = None, head: str | None = None)
         if entry.get("hash") != entry_hash(entry):
             problems.append(f"history chain entry {i} (round {entry.get('round')}) was edited")
         prev = str(entry.get("hash"))
+        missing = []
         for rel, sha in entry.get("files", {}).items():
             file = Path(root) / rel
             if not file.exists():
-                problems.append(f"history file {rel} of round {entry.get('round')} is missing")
+                missing.append(rel)
             elif hashlib.sha256(file.read_bytes()).hexdigest() != sha:
                 problems.append(f"history file {rel} of round {entry.get('round')} is not the one recorded")
+        if len(missing) == 1:
+            problems.append(f"history file {missing[0]} of round {entry.get('round')} is missing")
+        elif missing:
+            problems.append(f"{len(missing)} history files of round {entry.get('round')} are missing ({missing[0]}, …)")
     if rounds is not None and head is not None:
         if len(chain) < rounds:
             problems.append(f"the history chain has {len(chain)} rounds, the certificate pins {rounds}")

@@ -385,6 +385,11 @@ def _requests(cfg: Config, methods: list[str]) -> None:
 def _schedule(cfg: Config, methods: list[str]) -> None:
     if cfg.forget.clients:
         raise ConfigError("forget.schedule", "use forget.clients or forget.schedule, not both (set forget.clients=[])")
+    if cfg.evaluation.references:
+        raise ConfigError(
+            "evaluation.references",
+            "reference models are trained for a one-shot request (forget.clients), not for forget.schedule: set 0",
+        )
     if len(methods) != 1 or methods[0] == "retrain":
         raise ConfigError(
             "unlearning.methods",

@@ -114,6 +114,7 @@ def test_a_crash_mid_schedule_resumes_to_the_same_results(sequential, tmp_path: 
         (["forget.schedule=[{round:2,clients:[1]},{round:3,clients:[1]}]"], "forget.schedule"),
         (["forget.schedule=[{round:2,clients:[1]}]", "unlearning.methods=[federaser,fedaccum]"], "unlearning.methods"),
         (["forget.schedule=[{round:2,clients:[1]}]", "unlearning.methods=[retrain]"], "unlearning.methods"),
+        (["forget.schedule=[{round:2,clients:[1]}]", "evaluation.references=2"], "evaluation.references"),
     ],
 )
 def test_bad_schedules_name_the_key(overrides: list[str], key: str) -> None:

@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 
@@ -116,3 +118,20 @@ def test_recording_off_stores_nothing_and_refuses_unlearning(tmp_path) -> None:
     assert results["history"]["bytes"] == 0 and results["history"]["rounds_stored"] == 0
     assert not list((tmp_path / "history").rglob("*.safetensors"))
     assert len(results["training"]["rounds"]) == 2
+
+
+def test_recording_a_round_does_not_rewrite_the_manifest_and_a_reader_catches_up(tmp_path) -> None:
+    store = HistoryStore(tmp_path, interval=1)
+    header = (tmp_path / "manifest.json").read_bytes()
+    fill(store, 3, [0, 2])
+    assert (tmp_path / "manifest.json").read_bytes() == header  # O(clients) a round: files and one chain line
+    reader = HistoryStore.open(tmp_path)  # a run stopped before its manifest was written
+    assert reader.rounds() == [1, 2, 3] and reader.participants(3) == [0, 2] and reader.num_examples(2, 2) == 30
+    reader.verify()
+    np.testing.assert_allclose(reader.client_update(3, 2)["layer.bias"], np.full(6, 1.5))
+    frozen = store.freeze_manifest("manifest-pinned.json")
+    fill_more = {c: params(0.5) for c in (0, 2)}
+    store.record_round(4, params(4.0), fill_more, {0: 10, 2: 30})
+    assert HistoryStore.open(tmp_path, frozen.name).rounds() == [1, 2, 3]  # a pinned copy never grows
+    store.sync()
+    assert sorted(json.loads((tmp_path / "manifest.json").read_text())["rounds"], key=int) == ["1", "2", "3", "4"]

@@ -390,9 +390,11 @@ def _run(cfg: Config, trainer: ClientTrainer, run_dir: Path, writer: FileWriter)
         final, unlearned = sequential(exp, training)
     else:
         final = training.until(cfg.fl.num_rounds)
+        store.sync()
         save_params(ckpt.model_path("trained"), final)
         methods = method_names(cfg, registered())
         unlearned = compare(exp, methods, final) if cfg.forget.clients else Unlearned()
+    store.sync()
     history = HistoryInfo(
         bytes=store.total_bytes(), rounds_stored=len(store.rounds_stored()), dtype=store.dtype,
         interval=store.interval, path=f"{cfg.history.dir}/", codec=store.codec.describe(),

@@ -7,9 +7,10 @@ Layout under the run's ``history/`` folder, one safetensors file per tensor set 
     round_00001/client_00003.safetensors  U_3^1, with num_examples and its codec in its metadata
     residuals/client_00003.safetensors    history.codec=topk: client 3's error-feedback residual (and .prev)
 
-Each file and the manifest are written atomically as the round ends (through a ``BackgroundWriter`` in a
-run, so that fsync overlaps the next round); nothing is kept in RAM across rounds but the manifest's small
-index.
+Each file is written atomically as the round ends, and its chain line appended (through a ``BackgroundWriter``
+in a run, so that fsync overlaps the next round): recording round t costs O(its clients), not O(t). The manifest,
+which grows with the run, is written by ``sync`` (end of training, a certificate's pin) and rebuilt from the chain
+when a run stopped in between; nothing is kept in RAM across rounds but its small index.
 
 ``chain.jsonl`` is the same record as an append-only hash chain: one line per round (its participants, sample
 counts, stats and the SHA-256 of each file written), each line holding the hash of the line before and its own,
@@ -87,8 +88,26 @@ class HistoryStore:
         else:
             self._manifest = {"interval": interval, "dtype": dtype, "codec": self.codec.describe(), "rounds": {},
                               "files": {}}  # fmt: skip
+            self._write_manifest()
         self.chain_path = self.root / CHAIN
         self._chain = read_chain(self.chain_path) if self.chain_path.exists() else []
+        self._dirty = False
+        if manifest == MANIFEST:
+            self._catch_up()
+
+    def _catch_up(self) -> None:
+        """Add the rounds the chain holds and the manifest does not yet (the manifest is written at ``sync``, the
+        chain as each round ends): what a run that stopped between the two recorded."""
+        for entry in self._chain:
+            key = str(entry["round"])
+            if key in self._manifest["rounds"]:
+                continue
+            self._manifest["rounds"][key] = {k: entry[k] for k in ("stored", "clients", "num_examples", "stats")
+                                             if k in entry}  # fmt: skip
+            for rel, sha in entry.get("files", {}).items():
+                file = self.root / rel
+                self._manifest["files"][rel] = {"bytes": file.stat().st_size if file.exists() else -1, "sha256": sha}
+            self._dirty = True
 
     @classmethod
     def open(cls, root: Path | str, manifest: str = MANIFEST) -> HistoryStore:
@@ -194,7 +213,7 @@ class HistoryStore:
             self._manifest["rounds"][str(round_)]["stats"] = {
                 name: {str(c): float(v) for c, v in sorted(values.items())} for name, values in sorted(stats.items())
             }
-        self._write_manifest()
+        self._dirty = True
         entry = {"round": int(round_), **self._manifest["rounds"][str(round_)], "files": written, "prev": self.head}
         entry["hash"] = entry_hash(entry)
         self._chain.append(entry)
@@ -202,6 +221,15 @@ class HistoryStore:
 
     def _write_manifest(self) -> None:
         self._writer.write(self.manifest_path, json.dumps(self._manifest, separators=(",", ":")).encode())
+        self._dirty = False
+
+    def sync(self) -> None:
+        """Write the manifest if rounds were recorded since it was last written. A round costs O(its clients) to
+        record (its files and one chain line); the manifest, O(rounds so far), is written here — at the end of
+        training and when a certificate pins it — not after every round. Stores opened later catch up from the
+        chain."""
+        if self._dirty:
+            self._write_manifest()
 
     # -- reading -----------------------------------------------------------------------------------
 
@@ -272,6 +300,7 @@ class HistoryStore:
         """Copy the manifest as it is now to ``name``: the rounds so far, pinned for a certificate while
         training goes on (stored files are never rewritten, so the copy stays valid)."""
         path = self.root / name
+        self.sync()
         self._writer.flush()
         atomic_write(path, self.manifest_path.read_bytes())  # at once: the caller hashes it next
         return path

@@ -38,3 +38,33 @@ def test_frontier_plot_writes_png_and_pdf(tmp_path: Path) -> None:
     from PIL import Image
 
     assert Image.open(path).info["dpi"][0] >= 299  # print resolution
+
+
+def _method(acc: float, asr: float, epochs: float, wall: float, z: float | None) -> dict:
+    return {
+        "metrics": {"test_accuracy": acc, "backdoor_asr": asr, "retrain_z": z},
+        "wall_s": wall, "client_epochs": epochs, "compute": {"sge": 10 * epochs},
+        "speedup_vs_retrain": {"client_epochs": 100 / epochs, "compute": 100 / epochs, "bytes": 1.0},
+        "bytes": {"to_clients": 1, "from_clients": 1}, "stop": None,
+    }  # fmt: skip
+
+
+def test_the_frontier_decides_over_seeds_and_shows_the_retrain_z() -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    from frontier import over_seeds, rows_of, table
+
+    runs = []
+    for seed, (acc, z) in enumerate([(0.955, 0.1), (0.957, -0.2), (0.954, 0.0)]):
+        results = {"unlearning": {"retrain": _method(0.955, 0.0, 100, 10.0, 0.0), "fast": _method(acc, 0.0, 5, 0.5, z)}}
+        runs.append({"rows": rows_of(results, {}), "seed": seed, "retrain": {"test_accuracy": 0.955,
+                     "backdoor_asr": 0.0, "wall_s": 10.0}, "before": {"test_accuracy": 0.96, "backdoor_asr": 0.9},
+                     "training": {"round_ms": 500.0}})  # fmt: skip
+    methods = over_seeds(runs)
+    fast = next(m for m in methods if m["method"] == "fast")
+    assert fast["passes"]  # 20x epochs, compute and wall; accuracy gap -0.03 ± 0.38 points; ASR gap 0
+    assert abs(fast["retrain_z"]["mean"] - (-0.1 / 3)) < 1e-9
+    row = next(line for line in table({"label": "s", "overrides": [], "runs": runs, "methods": methods})
+               if line.startswith("| fast"))  # fmt: skip
+    assert "| -0.03 ± " in row and row.endswith("| **pass** |")

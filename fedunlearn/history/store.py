@@ -134,11 +134,18 @@ class HistoryStore:
         return save_safetensors(arrays, metadata=metadata)
 
     def _encode_update(self, round_: int, cid: int, update: Params, num_examples: int) -> bytes:
-        """A client update through the codec; a top-k client's residual is read and written here."""
-        residual = self._residual(cid) if self.codec.stateful else None
+        """A client update through the codec; a top-k client's residual is read and written here (the caller has
+        flushed the writer, so the residual on disk is the client's latest)."""
+        previous = None
+        if self.codec.stateful:
+            path = self._residual_path(cid)
+            previous = path.read_bytes() if path.exists() else None
+        residual = None if previous is None else params_from_safetensors(previous)
         arrays, meta, new_residual = encode(self.codec, update, residual, lambda a: _cast(a, self.dtype))
         if new_residual is not None:
-            self._save_residual(round_, cid, new_residual)
+            if previous is not None:
+                self._writer.write(self._residual_path(cid, prev=True), previous)
+            self._writer.write(self._residual_path(cid), save_safetensors(new_residual, {"round": str(round_)}))
         if not meta:
             return save_safetensors(arrays, metadata={"num_examples": str(num_examples)})
         info = {**json.loads(meta["codec"]), "num_examples": num_examples}
@@ -146,17 +153,6 @@ class HistoryStore:
 
     def _residual_path(self, cid: int, prev: bool = False) -> Path:
         return self.root / "residuals" / f"client_{cid:05d}.safetensors{'.prev' if prev else ''}"
-
-    def _residual(self, cid: int) -> Params | None:
-        path = self._residual_path(cid)
-        self._writer.flush()
-        return params_from_safetensors(path.read_bytes()) if path.exists() else None
-
-    def _save_residual(self, round_: int, cid: int, residual: Params) -> None:
-        current = self._residual_path(cid)
-        if current.exists():
-            self._writer.write(self._residual_path(cid, prev=True), current.read_bytes())
-        self._writer.write(current, save_safetensors(residual, metadata={"round": str(round_)}))
 
     def _rewind_residuals(self, last_round: int) -> None:
         """Residuals as they were after ``last_round``: a newer one is replaced by its previous generation (or
@@ -200,6 +196,8 @@ class HistoryStore:
         if stored:
             rel = f"{_round_dir(round_)}/global.safetensors"
             written[rel] = self._write(rel, self._encode(global_params))
+            if self.codec.stateful:
+                self._writer.flush()  # the residuals this round reads are on disk, once for all its clients
             for cid in sorted(updates):
                 written[_client_file(round_, cid)] = self._write(
                     _client_file(round_, cid), self._encode_update(round_, cid, updates[cid], num_examples[cid])
@@ -416,7 +414,8 @@ def _load_manifest(path: Path) -> dict[str, Any]:
 def codec_of(manifest: dict[str, Any]) -> Codec:
     """The codec a manifest records (none when it records none)."""
     c = manifest.get("codec", {"name": "none"})
-    return Codec(str(c["name"]), int(c.get("block", 256)), float(c.get("fraction", 0.01)))
+    knobs = {"int8_block": c.get("block"), "topk_fraction": c.get("fraction")}
+    return Codec(str(c["name"]), **{k: v for k, v in knobs.items() if v is not None})
 
 
 def _metadata(payload: bytes) -> dict[str, str]:

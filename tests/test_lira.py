@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from fedunlearn.evaluation import lira
 from tests.conftest import TINY, make_config, run_in_process
@@ -50,18 +51,48 @@ def test_tpr_at_a_false_positive_rate() -> None:
     assert lira.tpr_at_fpr(np.array([]), nonmembers, 0.01) is None
 
 
-def test_the_retrain_z_is_a_one_sample_t_test() -> None:
+def test_the_per_sample_t_test_is_kept_under_its_own_name() -> None:
     ref = lira.Reference(np.zeros(4), np.array([1.0, 1.0, 1.0, 1.0]), 1.0, 2.0, members=4)
-    z = (np.array([3.0, 1.0, 5.0, 3.0]) - 1.0) / 2.0  # 1, 0, 2, 1: mean 1, sample std √(2/3)
-    out = lira.retrain_likeness(np.array([3.0, 1.0, 5.0, 3.0]), ref)
+    out = lira.retrain_likeness(np.array([3.0, 1.0, 5.0, 3.0]), ref)  # z = 1, 0, 2, 1: mean 1, sample std √(2/3)
     assert out["retrain_z"] == pytest.approx(1.0)
     sd = math.sqrt(2 / 3)
-    assert out["retrain_z_ci95"] == pytest.approx(3.182446305284263 * sd / 2)  # t(0.975, 3) · s / √n
-    t = 1.0 / (sd / 2)
-    from scipy import stats
+    assert out["retrain_z_ci95_samples"] == pytest.approx(3.182446305284263 * sd / 2)  # t(0.975, 3) · s / √n
+    assert out["retrain_z_p_samples"] == pytest.approx(2 * stats.t.sf(1.0 / (sd / 2), 3))
+    assert out["retrain_z_p"] is None and out["retrain_z_ci95"] is None  # no out-models given: no model-level test
 
-    assert out["retrain_z_p"] == pytest.approx(2 * stats.t.sf(t, 3))
-    assert z.mean() == 1.0
+
+def test_the_retrain_z_test_is_one_new_draw_against_the_out_models() -> None:
+    # 3 out-models × 2 members (+1 non-member column); the tested model's φ on the members
+    phi_out = np.array([[1.0, 3.0, 9.0], [2.0, 2.0, 9.0], [4.0, 4.0, 9.0]])
+    phi_in = phi_out + 1.0
+    ref = lira.Reference.fit(phi_in, phi_out, members=2)
+    np.testing.assert_allclose(ref.out_model_means, [2.0, 2.0, 4.0])  # mean φ over the members, per out-model
+    phi = np.array([6.0, 5.0])  # M = 5.5
+    out = lira.retrain_likeness(phi, ref)
+    # by hand: mean M_j = 8/3, s_M = √(((−2/3)² + (−2/3)² + (4/3)²)/2) = √(4/3), spread = s_M √(1 + 1/3) = 4/3
+    spread = 4.0 / 3.0
+    t = (5.5 - 8.0 / 3.0) / spread
+    assert out["retrain_z_p"] == pytest.approx(2 * stats.t.sf(t, 2))
+    assert out["retrain_z_ci95"] == pytest.approx(stats.t.ppf(0.975, 2) * spread / ref.sigma_out)
+    assert out["retrain_z"] == pytest.approx((5.5 - 8.0 / 3.0) / ref.sigma_out)  # the same difference, in σ_out
+
+
+def test_the_model_level_test_holds_its_level_where_the_per_sample_test_does_not() -> None:
+    """Null draws (each model = a shift shared by all its samples + per-sample noise; the tested model is one more
+    such draw, K = 4): the model-level p-values are uniform (Kolmogorov–Smirnov; dropping the √(1 + 1/K) or using
+    the normal quantile fails this at p < 1e-6), while the per-sample t-test, which treats one model's correlated
+    samples as independent, rejects at 5% more than half the time."""
+    rng = np.random.default_rng(0)
+    n, k, trials = 50, 4, 3000
+    mu = rng.normal(size=n)
+    p_models, p_samples = [], []
+    for _ in range(trials):
+        phi = mu + rng.normal(0, 0.5, size=(k + 1, 1)) + rng.normal(0, 1.0, size=(k + 1, n))
+        out = lira.retrain_likeness(phi[0], lira.Reference.fit(phi[1:] + 1, phi[1:], members=n))
+        p_models.append(out["retrain_z_p"])
+        p_samples.append(out["retrain_z_p_samples"])
+    assert stats.kstest(p_models, "uniform").pvalue > 0.01
+    assert np.mean(np.array(p_samples) < 0.05) > 0.5
 
 
 def test_references_are_trained_once_and_measure_each_model(tmp_path: Path) -> None:

@@ -446,3 +446,29 @@ def test_an_edited_claim_resigned_by_an_insider_fails_the_recomputation(finished
     proc = _verify("--recompute", str(path))
     assert proc.returncode == 1 and "model after federaser: backdoor_asr is" in proc.stderr
     assert "the certificate says 0.0123" in proc.stderr
+
+
+def test_recomputing_evidence_from_reference_models_reads_them_from_the_cache(tmp_path: Path) -> None:
+    """A run with ``evaluation.references``: ``--recompute`` fits LiRA again on the cached reference models and
+    matches the certificate; without them in the cache, one line names what is missing (it trains nothing)."""
+    from fedunlearn.app.compose import config_container
+    from fedunlearn.app.verify import recompute_evidence
+
+    overrides = [*TINY, "backdoor.clients=[1]", "forget.clients=[1]", "unlearning.methods=[retrain,fedaccum]",
+                 "evaluation.references=2", f"evaluation.references_cache={tmp_path / 'cache'}"]  # fmt: skip
+    run_dir = tmp_path / "run"
+    results = run_in_process(make_config(*overrides), run_dir)
+    (run_dir / "results.json").write_text(json.dumps({**results, "config": config_container(overrides)}))
+    cert = json.loads((run_dir / "certificate-1.json").read_text())
+    assert cert["methods"]["fedaccum"]["evidence"]["retrain_z_p"] is not None
+    assert recompute_evidence(cert, run_dir) == []
+    cert["methods"]["fedaccum"]["evidence"]["retrain_z"] += 0.5
+    (edited,) = recompute_evidence(cert, run_dir)
+    assert edited.startswith("model after fedaccum: retrain_z is ")
+    shutil.rmtree(tmp_path / "cache")
+    (problem,) = recompute_evidence(cert, run_dir)
+    assert (
+        problem.startswith("cannot recompute the evidence from reference models (lira_auc, ")
+        and str(tmp_path / "cache") in problem
+        and "4 of the 4 reference models are not in" in problem
+    )

@@ -33,6 +33,8 @@ from scipy import stats as scipy_stats
 from fedunlearn.evaluation.metrics import auc
 
 EPS = 1e-12
+KEYS = ("lira_auc", "lira_tpr_1", "lira_tpr_01", "retrain_z", "retrain_z_ci95", "retrain_z_p", "retrain_z_ci95_samples",
+        "retrain_z_p_samples")  # the metrics that need reference models  # fmt: skip
 
 
 def scaled_confidence(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:

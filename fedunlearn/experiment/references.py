@@ -86,6 +86,21 @@ def train_references(
     return report
 
 
+def fit_cached(cfg: Config, forget: list[int], evaluator: Evaluator) -> list[Path]:
+    """Fit the evaluator's LiRA on the run's reference models from the cache alone (``fedunlearn-verify
+    --recompute``: nothing is trained); the files missing from the cache, none when it fitted."""
+    cache = Path(cfg.evaluation.references_cache).expanduser() / setting_key(cfg, forget)
+    paths = {
+        kind: [cache / f"{kind}-{j}.safetensors" for j in range(cfg.evaluation.references)] for kind in ("in", "out")
+    }
+    missing = [path for kind in paths.values() for path in kind if not path.exists()]
+    if not missing:
+        phis = {kind: np.stack([evaluator.phi(load_params(path)) for path in kind_paths])
+                for kind, kind_paths in paths.items()}  # fmt: skip
+        evaluator.use_references(phis["in"], phis["out"])
+    return missing
+
+
 def report_to_json(r: ReferencesReport) -> dict[str, Any]:
     return {"k": r.k, "seeds": r.seeds, "trained": r.trained, "cached": r.cached, "wall_s": r.wall_s,
             "client_epochs": r.cost.client_epochs, "compute": encode(Compute.of(r.cost))}  # fmt: skip

@@ -46,36 +46,19 @@ def tiny_config() -> Any:
     return build
 
 
-def start_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    """Start ``python -m fedunlearn`` (a local 2-CPU Ray unless ``args`` say otherwise; ``env`` on top of this
-    process's environment) without waiting: a test that needs two independent runs starts both, since a run spends
-    most of its seconds waiting for Ray to start and stop."""
-    full_env = {**os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONUNBUFFERED": "1", **(env or {})}
-    ray_cpus = [] if any(a.startswith("ray.") for a in args) else ["ray.num_cpus=2"]
-    return subprocess.Popen(
-        [sys.executable, "-m", "fedunlearn", *args, *ray_cpus],
-        cwd=cwd,
-        env=full_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def finish(proc: subprocess.Popen[str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """Wait for a run ``start_cli`` started (killed after ``timeout`` seconds); its exit code and output."""
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, err = proc.communicate()
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
-
-
 def run_cli(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """Run ``python -m fedunlearn`` (a local 2-CPU Ray unless ``args`` say otherwise) and return the
     finished process."""
-    return finish(start_cli(*args, cwd=cwd), timeout)
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONUNBUFFERED": "1"}
+    ray_cpus = [] if any(a.startswith("ray.") for a in args) else ["ray.num_cpus=2"]
+    return subprocess.run(
+        [sys.executable, "-m", "fedunlearn", *args, *ray_cpus],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def load_results(run_dir: Path) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from fedunlearn.history import HistoryStore
-from tests.conftest import TINY, finish, load_results, run_cli, start_cli
+from tests.conftest import TINY, load_results, run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -56,19 +56,18 @@ def test_showcase_through_flower(tmp_path: Path) -> None:
 
 
 def test_multirun_and_same_seed_gives_identical_rounds_packed_or_not(tmp_path: Path) -> None:
-    sweep, again_dir = tmp_path / "sweep", tmp_path / "again"
-    # and beside it, one message per client instead of packs: the same updates
-    again_run = start_cli(*TINY, "experiment=train_only", "seed=1", "ray.pack_clients=false", "ray.num_cpus=2",
-                          f"hydra.run.dir={again_dir}", cwd=tmp_path)  # fmt: skip
+    sweep = tmp_path / "sweep"
     proc = run_cli("-m", *TINY, "experiment=train_only", "seed=1,2", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
-    again_proc = finish(again_run)
     assert proc.returncode == 0, proc.stderr[-3000:]
     first, second = load_results(sweep / "0"), load_results(sweep / "1")
     assert (first["config"]["seed"], second["config"]["seed"]) == (1, 2)
     for folder in (sweep, sweep / "0", sweep / "1"):  # each locked while in use, released (PID cleared) after
         assert (folder / ".fedunlearn.lock").read_text() == ""
     assert "took over the lock" not in (sweep / "1" / "fedunlearn.log").read_text()
-    assert again_proc.returncode == 0, again_proc.stderr[-3000:]
+    again_dir = tmp_path / "again"  # and one message per client instead of packs: the same updates
+    proc = run_cli(*TINY, "experiment=train_only", "seed=1", "ray.pack_clients=false", "ray.num_cpus=2",
+                   f"hydra.run.dir={again_dir}", cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
     again = load_results(again_dir)
     accuracy = [r["test_accuracy"] for r in first["training"]["rounds"]]
     assert accuracy == [r["test_accuracy"] for r in again["training"]["rounds"]]

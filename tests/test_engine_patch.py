@@ -5,13 +5,14 @@ computes: a short run with them and with Flower's own code paths forced gives th
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from fedunlearn.flower.engine import FLOWER_OWN_ENV
-from tests.conftest import TINY, finish, start_cli
+from tests.conftest import TINY, run_cli
 
 pytestmark = pytest.mark.e2e
 TIMING = ("wall_s", "wall", "placement", "distill_s", "selection_s", "federated_evaluation_s")
@@ -26,16 +27,16 @@ def without_timings(doc: Any) -> Any:
     return doc
 
 
-def test_flowers_own_code_paths_give_the_same_results(tmp_path: Path) -> None:
+def test_flowers_own_code_paths_give_the_same_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     args = [*TINY, "fl.num_rounds=3", "forget.clients=[1]", "backdoor.clients=[1]",
             "unlearning.methods=[retrain,federaser]"]  # fmt: skip
-    runs = {own: start_cli(*args, f"hydra.run.dir={tmp_path / own}", cwd=tmp_path, env={FLOWER_OWN_ENV: own})
-            for own in ("0", "1")}  # fmt: skip
     docs = {}
-    for own, run in runs.items():
-        proc = finish(run)
+    for own in ("0", "1"):
+        monkeypatch.setenv(FLOWER_OWN_ENV, own)
+        proc = run_cli(*args, f"hydra.run.dir={tmp_path / own}", cwd=tmp_path)
         assert proc.returncode == 0, proc.stderr[-2000:]
         docs[own] = json.loads((tmp_path / own / "results.json").read_text())
         log = (tmp_path / own / "fedunlearn.log").read_text()
         assert ("using Flower's" in log) == (own == "1")
     assert without_timings(docs["0"]) == without_timings(docs["1"])
+    assert os.environ[FLOWER_OWN_ENV] == "1"

@@ -16,7 +16,7 @@ import pytest
 
 from fedunlearn.app.compose import compose_config, config_container
 from fedunlearn.app.flwr import overrides_of
-from tests.conftest import TINY, finish, load_results, start_cli
+from tests.conftest import TINY, load_results, run_cli
 from tests.test_ray_cluster import free_ports
 
 REPO = Path(__file__).resolve().parents[1]
@@ -72,7 +72,6 @@ def test_flwr_run_gives_the_same_results_as_fedunlearn(tmp_path: Path) -> None:
            "FLWR_LOCAL_CONTROL_API_PORT": str(control), "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
            "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}  # fmt: skip
     run_config = f"run-dir='{tmp_path / 'flwr-runs'}' overrides='{' '.join(RUN)} ray.num_cpus=2'"
-    direct_run = start_cli(*RUN, f"hydra.run.dir={tmp_path / 'direct'}", cwd=tmp_path)  # beside it: independent
     try:
         proc = subprocess.run(
             [str(Path(sys.executable).parent / "flwr"), "run", ".", "--stream", "--run-config", run_config,
@@ -81,11 +80,11 @@ def test_flwr_run_gives_the_same_results_as_fedunlearn(tmp_path: Path) -> None:
         )  # fmt: skip
     finally:
         left = stop_local_superlink(http)
-        direct = finish(direct_run)
     assert left == [], left
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     (flwr_dir,) = (tmp_path / "flwr-runs").iterdir()
     via_flwr = load_results(flwr_dir)
+    direct = run_cli(*RUN, f"hydra.run.dir={tmp_path / 'direct'}", cwd=tmp_path)
     assert direct.returncode == 0, direct.stderr[-3000:]
     via_fedunlearn = load_results(tmp_path / "direct")
     assert comparable(via_flwr) == comparable(via_fedunlearn)

@@ -7,13 +7,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import TINY, finish, load_results, run_cli, start_cli
+from tests.conftest import TINY, load_results, run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -92,22 +91,11 @@ def resume(run_dir: Path, cwd: Path) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[], dict[str, Any]]]:
-    """The same run, uninterrupted: started at once and running beside the tests' own runs; the tests ask for its
-    results when they have theirs."""
+def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     tmp = tmp_path_factory.mktemp("whole")
-    run = start_cli(*RUN, f"hydra.run.dir={tmp / 'run'}", cwd=tmp)
-    done: list[dict[str, Any]] = []
-
-    def results() -> dict[str, Any]:
-        if not done:
-            proc = finish(run)
-            assert proc.returncode == 0, proc.stderr[-3000:]
-            done.append(load_results(tmp / "run"))
-        return done[0]
-
-    yield results
-    finish(run)
+    proc = run_cli(*RUN, f"hydra.run.dir={tmp / 'run'}", cwd=tmp)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return load_results(tmp / "run")
 
 
 def test_killed_during_training_resumes_to_the_same_results(uninterrupted, tmp_path: Path) -> None:
@@ -117,7 +105,7 @@ def test_killed_during_training_resumes_to_the_same_results(uninterrupted, tmp_p
     assert 1 <= state["training"]["round"] < 12 and state["stages"] == {}  # the writer may lag the log
     assert not (run_dir / "results.json").exists()
     resumed = resume(run_dir, tmp_path)
-    assert comparable(resumed) == comparable(uninterrupted())
+    assert comparable(resumed) == comparable(uninterrupted)
     assert f"took over the lock of {run_dir.resolve()} from PID" in (run_dir / "fedunlearn.log").read_text()
 
 
@@ -127,7 +115,7 @@ def test_killed_during_unlearning_resumes_to_the_same_results(uninterrupted, tmp
     state = json.loads((run_dir / "checkpoint" / "state.json").read_text())
     assert state["training"]["round"] == 12 and list(state["stages"]) == ["retrain"]
     resumed = resume(run_dir, tmp_path)
-    assert comparable(resumed) == comparable(uninterrupted())
+    assert comparable(resumed) == comparable(uninterrupted)
     assert resumed["certificates"] == ["certificate-1.json"]
 
 
@@ -139,7 +127,7 @@ def test_sigterm_stops_within_seconds_and_resumes(uninterrupted, tmp_path: Path)
     state = json.loads((run_dir / "checkpoint" / "state.json").read_text())
     assert 4 <= state["training"]["round"] < 12
     resumed = resume(run_dir, tmp_path)
-    assert comparable(resumed) == comparable(uninterrupted())
+    assert comparable(resumed) == comparable(uninterrupted)
 
 
 def test_kill_9_of_the_driver_leaves_no_ray_process(tmp_path: Path) -> None:

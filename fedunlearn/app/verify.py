@@ -30,16 +30,14 @@ def recompute_evidence(cert: dict[str, Any], run_dir: Path, tolerance: float = 1
     assert isinstance(merged, DictConfig)
     cfg = load_config(merged)
     evaluator = Evaluator(cfg, federated_data(cfg), sorted(cert["clients"]))
-    problems, missing_references = [], False
-    if cfg.evaluation.references > 0:
-        missing = fit_cached(cfg, sorted(cert["clients"]), evaluator)
-        missing_references = bool(missing)
-        if missing:
-            k2 = 2 * cfg.evaluation.references
-            problems.append(
-                f"cannot recompute the evidence from reference models ({', '.join(lira.KEYS)}): {len(missing)} of "
-                f"the {k2} reference models are not in {missing[0].parent} (evaluation.references_cache of the run)"
-            )
+    problems = []
+    missing = fit_cached(cfg, sorted(cert["clients"]), evaluator) if cfg.evaluation.references > 0 else []
+    if missing:
+        k2 = 2 * cfg.evaluation.references
+        problems.append(
+            f"cannot recompute the evidence from reference models ({', '.join(lira.KEYS)}): {len(missing)} of "
+            f"the {k2} reference models are not in {missing[0].parent} (evaluation.references_cache of the run)"
+        )
     retrain = cert["methods"].get("retrain")
     reference = load_params(run_dir / retrain["model_after"]["file"]) if retrain else None
     recorded = [("model before", cert["model_before"]["file"], cert["evidence_before"])]
@@ -47,7 +45,7 @@ def recompute_evidence(cert: dict[str, Any], run_dir: Path, tolerance: float = 1
     for what, file, evidence in recorded:
         fresh = evaluator.evaluate(load_params(run_dir / file), reference)
         for key, value in evidence.items():
-            if missing_references and key in lira.KEYS:
+            if missing and key in lira.KEYS:
                 continue
             again = fresh.get(key)
             if value is None and again is None:

@@ -33,8 +33,9 @@ from scipy import stats as scipy_stats
 from fedunlearn.evaluation.metrics import auc
 
 EPS = 1e-12
-KEYS = ("lira_auc", "lira_tpr_1", "lira_tpr_01", "retrain_z", "retrain_z_ci95", "retrain_z_p", "retrain_z_ci95_samples",
-        "retrain_z_p_samples")  # the metrics that need reference models  # fmt: skip
+ATTACK_KEYS = ("lira_auc", "lira_tpr_1", "lira_tpr_01")
+RETRAIN_KEYS = ("retrain_z", "retrain_z_ci95", "retrain_z_p", "retrain_z_ci95_samples", "retrain_z_p_samples")
+KEYS = ATTACK_KEYS + RETRAIN_KEYS  # the metrics that need reference models
 
 
 def scaled_confidence(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -106,9 +107,7 @@ def attack(phi: np.ndarray, ref: Reference) -> dict[str, float | None]:
 def retrain_likeness(phi_members: np.ndarray, ref: Reference) -> dict[str, float | None]:
     """retrain_z = mean (φ − μ_out)/σ_out over the forgotten samples; the model-level test of "one more retrain"
     (half-interval and p, from the out-models' mean φ; needs K ≥ 2) and the per-sample t-test's (``*_samples``)."""
-    out: dict[str, float | None] = dict.fromkeys(
-        ("retrain_z", "retrain_z_ci95", "retrain_z_p", "retrain_z_ci95_samples", "retrain_z_p_samples")
-    )
+    out: dict[str, float | None] = dict.fromkeys(RETRAIN_KEYS)
     z = (phi_members - ref.mu_out[: ref.members]) / ref.sigma_out
     if len(z) == 0:
         return out

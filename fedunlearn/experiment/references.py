@@ -55,13 +55,23 @@ def setting_key(cfg: Config, forget: list[int]) -> str:
     return hashlib.sha256(json.dumps(decides, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
+def cache_dir(cfg: Config, forget: list[int]) -> Path:
+    """Where the setting's reference models are cached."""
+    return Path(cfg.evaluation.references_cache).expanduser() / setting_key(cfg, forget)
+
+
+def reference_path(cache: Path, kind: str, j: int) -> Path:
+    """The ``j``-th ``kind`` ("in" or "out") reference model in ``cache``."""
+    return cache / f"{kind}-{j}.safetensors"
+
+
 def train_references(
     cfg: Config, trainer: ClientTrainer, forget: list[int], evaluator: Evaluator, input_shape: tuple[int, ...],
     num_classes: int,
 ) -> ReferencesReport:  # fmt: skip
     """Train (or read from the cache) the K in- and K out-references, fit the evaluator's LiRA on them."""
     k = cfg.evaluation.references
-    cache = Path(cfg.evaluation.references_cache).expanduser() / setting_key(cfg, forget)
+    cache = cache_dir(cfg, forget)
     schedule = training_schedule(cfg)
     gone = set(forget)
     meter, plan, t0 = CostMeter(trainer), TrainPlan.from_config(cfg), time.perf_counter()
@@ -70,7 +80,7 @@ def train_references(
     trained = 0
     for j, seed in enumerate(seeds):
         for kind in ("in", "out"):
-            path = cache / f"{kind}-{j}.safetensors"
+            path = reference_path(cache, kind, j)
             if path.exists():
                 params = load_params(path)
             else:
@@ -89,10 +99,8 @@ def train_references(
 def fit_cached(cfg: Config, forget: list[int], evaluator: Evaluator) -> list[Path]:
     """Fit the evaluator's LiRA on the run's reference models from the cache alone (``fedunlearn-verify
     --recompute``: nothing is trained); the files missing from the cache, none when it fitted."""
-    cache = Path(cfg.evaluation.references_cache).expanduser() / setting_key(cfg, forget)
-    paths = {
-        kind: [cache / f"{kind}-{j}.safetensors" for j in range(cfg.evaluation.references)] for kind in ("in", "out")
-    }
+    cache = cache_dir(cfg, forget)
+    paths = {kind: [reference_path(cache, kind, j) for j in range(cfg.evaluation.references)] for kind in ("in", "out")}
     missing = [path for kind in paths.values() for path in kind if not path.exists()]
     if not missing:
         phis = {kind: np.stack([evaluator.phi(load_params(path)) for path in kind_paths])

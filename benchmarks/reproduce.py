@@ -127,7 +127,7 @@ def _run_job(job: Job) -> dict[str, Any]:
     from fedunlearn.evaluation import Evaluator
     from fedunlearn.experiment import run_experiment
     from fedunlearn.experiment.checkpoint import RunCheckpoint, load_params
-    from fedunlearn.experiment.stages import Run, unlearn
+    from fedunlearn.experiment.stages import Experiment, unlearn
     from fedunlearn.history import HistoryStore
     from fedunlearn.results import to_json
 
@@ -149,8 +149,11 @@ def _run_job(job: Job) -> dict[str, Any]:
         alone_cfg = compose_config([*overrides, "unlearning.pga.post_rounds=0"])
         evaluator = Evaluator(alone_cfg, data, sorted(alone_cfg.forget.clients))
         store = HistoryStore.open(run_dir / alone_cfg.history.dir)
-        run = Run(alone_cfg, trainer, run_dir, data, store, RunCheckpoint(run_dir, alone_cfg), evaluator.test)
-        _, models["pga_alone"] = unlearn(run, "pga", evaluator, models["before"])
+        exp = Experiment(
+            cfg=alone_cfg, trainer=trainer, run_dir=run_dir, data=data, store=store,
+            ckpt=RunCheckpoint(run_dir, alone_cfg), test=evaluator.test,
+        )  # fmt: skip
+        _, models["pga_alone"] = unlearn(exp, "pga", evaluator, models["before"])
     paper = {name: _paper_metrics(job.protocol, cfg, data, params) for name, params in models.items()}
     own = {"before": results["before_unlearning"]["metrics"]}
     own.update({m: r["metrics"] for m, r in results["unlearning"].items()})

@@ -116,3 +116,22 @@ def test_a_method_is_one_module_and_one_yaml() -> None:
             continue
         named = {i.rsplit(".", 1)[-1] for i in imports(path) if ".unlearning.methods." in i}
         assert not named & methods, f"{module_of(path)} imports a method module"
+
+
+def test_scripts_import_only_names_the_package_has() -> None:
+    """benchmarks/ and simulations/ import fedunlearn inside functions (so `--help` is fast): a renamed name would
+    only fail hours into a benchmark, so every `from fedunlearn… import name` there must resolve now."""
+    import importlib
+
+    missing = []
+    for script in sorted([*(ROOT.parent / "benchmarks").glob("*.py"), *(ROOT.parent / "simulations").rglob("*.py")]):
+        for node in ast.walk(ast.parse(script.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "fedunlearn":
+                module = importlib.import_module(node.module)
+                for alias in node.names:
+                    if not hasattr(module, alias.name):
+                        try:
+                            importlib.import_module(f"{node.module}.{alias.name}")
+                        except ImportError:
+                            missing.append(f"{script.name}: {node.module}.{alias.name}")
+    assert not missing

@@ -218,7 +218,8 @@ def main(argv: list[str] | None = None) -> None:
     jobs = [Job(p, s, extra, args.runs, args.device, threads) for p in args.protocols for s in args.seeds]
     suffix = "" if args.rounds is None else f"-rounds{args.rounds}"
     args.out.mkdir(parents=True, exist_ok=True)
-    progress = args.out / f"reproduce-runs{suffix}.jsonl"  # each run as it finishes (a cut-short session keeps them)
+    name = "-".join(args.protocols)  # each run as it finishes (a cut-short session keeps them)
+    progress = args.out / f"reproduce-runs-{name}{suffix}.jsonl"
     progress.write_text("")
     t0 = time.perf_counter()
     done = []

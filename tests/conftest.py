@@ -136,3 +136,45 @@ def cli_in_process(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixtur
         return code, out.out, out.err, time.monotonic() - t0
 
     return run
+
+
+def shared_fixture_users(path: Path) -> set[str]:
+    """Names of the test functions in ``path`` that use one of its module-scoped fixtures, directly or through
+    another of its fixtures (read from the source: xdist's controller schedules by node id and collects nothing)."""
+    import ast
+
+    tree = ast.parse(path.read_text())
+    functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+
+    def module_scoped(node: ast.FunctionDef) -> bool:
+        return any(isinstance(d, ast.Call) and any(k.arg == "scope" and getattr(k.value, "value", None) == "module"
+                                                    for k in d.keywords) for d in node.decorator_list)  # fmt: skip
+
+    shared = {name for name, node in functions.items() if module_scoped(node)}
+    grew = True
+    while grew:
+        users = {name for name, node in functions.items() if {a.arg for a in node.args.args} & shared}
+        grew = not users <= shared
+        shared |= users
+    return {name for name in shared if name.startswith("test_")}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """xdist's default (load) distribution, except that the tests sharing a module-scoped fixture go to one worker:
+    spread over two, each worker would build the fixture (a whole run, 20-30 s) again."""
+    if config.getvalue("dist") != "load":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    root = Path(str(config.rootpath))
+    users: dict[str, set[str]] = {}
+
+    class SharedFixtureScheduling(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            module, _, name = nodeid.partition("::")
+            if module not in users:
+                users[module] = shared_fixture_users(root / module) if module.endswith(".py") else set()
+            return module if name.split("[")[0] in users[module] else nodeid
+
+    return SharedFixtureScheduling(config, log)

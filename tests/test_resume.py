@@ -1,4 +1,4 @@
-"""Kill a real run (SIGKILL to its whole process group) mid-training and mid-unlearning, resume it with
+"""Kill a real run mid-training (SIGKILL to the driver alone) and mid-unlearning (to its process group), resume it with
 ``resume=true``, and compare with an uninterrupted run: everything but wall times must be equal."""
 
 import json
@@ -98,9 +98,14 @@ def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return load_results(tmp / "run")
 
 
-def test_killed_during_training_resumes_to_the_same_results(uninterrupted, tmp_path: Path) -> None:
-    run_dir = tmp_path / "run"
-    run_until("[train] round 4/12", run_dir, tmp_path)
+def test_kill_9_of_the_driver_during_training_leaves_no_ray_process_and_resumes(uninterrupted, tmp_path: Path) -> None:
+    """SIGKILL to the driver alone (what the OOM killer does): its Ray processes go with it, and the run resumes."""
+    run_dir, mark = tmp_path / "run", tmp_path.name
+    run_until("[train] round 4/12", run_dir, tmp_path, group=False, mark=mark)
+    deadline = time.monotonic() + 15
+    while ray_processes(mark) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert ray_processes(mark) == []
     state = json.loads((run_dir / "checkpoint" / "state.json").read_text())
     assert 1 <= state["training"]["round"] < 12 and state["stages"] == {}  # the writer may lag the log
     assert not (run_dir / "results.json").exists()
@@ -128,12 +133,3 @@ def test_sigterm_stops_within_seconds_and_resumes(uninterrupted, tmp_path: Path)
     assert 4 <= state["training"]["round"] < 12
     resumed = resume(run_dir, tmp_path)
     assert comparable(resumed) == comparable(uninterrupted)
-
-
-def test_kill_9_of_the_driver_leaves_no_ray_process(tmp_path: Path) -> None:
-    mark = tmp_path.name
-    run_until("[train] round 3/12", tmp_path / "run", tmp_path, signal.SIGKILL, group=False, mark=mark)
-    deadline = time.monotonic() + 15
-    while ray_processes(mark) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert ray_processes(mark) == []

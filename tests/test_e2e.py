@@ -1,6 +1,9 @@
 """End to end through the ``fedunlearn`` Hydra app: Flower's simulation engine with ClientApps on Ray."""
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -24,11 +27,37 @@ METRICS = {
 
 
 def test_showcase_through_flower(tmp_path: Path) -> None:
+    """The default methods on a tiny showcase: results.json's records, costs and metrics; on the console one
+    progress bar per phase and the comparison table, every round line in the log file."""
     run_dir = tmp_path / "run"
-    proc = run_cli(
-        *TINY, "fl.num_rounds=6", "backdoor.clients=[1]", "forget.clients=[1]", f"hydra.run.dir={run_dir}", cwd=tmp_path
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fedunlearn",
+            *TINY,
+            "fl.num_rounds=6",
+            "backdoor.clients=[1]",
+            "forget.clients=[1]",
+            "progress=bars",
+            "ray.num_cpus=2",
+            f"hydra.run.dir={run_dir}",
+        ],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        capture_output=True,
+        timeout=300,
+    )  # fmt: skip  (bytes: text mode would turn the bars' carriage returns into newlines)
+    stdout, stderr = proc.stdout.decode(), proc.stderr.decode()
+    assert proc.returncode == 0, stderr[-3000:]
+    lines = [line for line in (stdout + stderr).split("\n") if line.strip()]  # what a terminal keeps
+    assert len(lines) < 40, "\n".join(lines)
+    assert "] round " not in stdout + stderr  # round lines only in the log
+    assert any(line.rsplit("\r", 1)[-1].startswith("train: 100%") for line in lines)
+    log = (run_dir / "fedunlearn.log").read_text()
+    assert all(f"[train] round {r}/6" in log for r in range(1, 7))
+    assert "[retrain] round 6/6" in log and "[federaser] round" in log
+    assert "federaser" in stdout and "speedup" in stdout  # console comparison table
     res = load_results(run_dir)
     assert res["config"]["fl"]["num_clients"] == 4
     train = res["training"]
@@ -52,7 +81,6 @@ def test_showcase_through_flower(tmp_path: Path) -> None:
     assert res["unlearning"]["federaser"]["rounds"] == 2
     assert res["unlearning"]["federaser"]["speedup_vs_retrain"]["client_epochs"] == pytest.approx(6.0)
     assert res["unlearning"]["retrain"]["metrics"]["l2_to_retrain"] == 0.0
-    assert "federaser" in proc.stdout and "speedup" in proc.stdout  # console comparison table
 
 
 def test_multirun_and_same_seed_gives_identical_rounds_packed_or_not(tmp_path: Path) -> None:

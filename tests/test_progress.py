@@ -1,18 +1,14 @@
-"""The console: a progress bar per phase on a terminal, every round line in the log file."""
+"""The console: a progress bar per phase on a terminal, every round line in the log file (a whole run's console:
+tests/test_e2e.py::test_showcase_through_flower)."""
 
 from __future__ import annotations
 
 import io
 import logging
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from fedunlearn.reporting.progress import ProgressBars
-from tests.conftest import TINY
 
 
 def record(phase: str, done: int, total: int) -> logging.LogRecord:
@@ -42,38 +38,6 @@ def test_records_without_progress_fields_are_ignored() -> None:
     out = io.StringIO()
     ProgressBars(out).emit(logging.LogRecord("x", logging.INFO, __file__, 0, "plain", (), None))
     assert out.getvalue() == ""
-
-
-@pytest.mark.e2e
-def test_the_showcase_console_is_short_and_the_log_complete(tmp_path: Path) -> None:
-    run_dir = tmp_path / "run"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "fedunlearn",
-            *TINY,
-            "fl.num_rounds=20",
-            "backdoor.clients=[1]",
-            "forget.clients=[1]",
-            "progress=bars",
-            "ray.num_cpus=2",
-            f"hydra.run.dir={run_dir}",
-        ],
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        capture_output=True,
-        timeout=300,
-    )  # fmt: skip  (bytes: text mode would turn the bars' carriage returns into newlines)
-    stdout, stderr = proc.stdout.decode(), proc.stderr.decode()
-    assert proc.returncode == 0, stderr[-3000:]
-    lines = [line for line in (stdout + stderr).split("\n") if line.strip()]  # what a terminal keeps
-    assert len(lines) < 40, "\n".join(lines)
-    assert "] round " not in stdout + stderr  # round lines only in the log
-    assert any(line.rsplit("\r", 1)[-1].startswith("train: 100%") for line in lines)
-    log = (run_dir / "fedunlearn.log").read_text()
-    assert all(f"[train] round {r}/20" in log for r in range(1, 21))
-    assert "[retrain] round 20/20" in log and "[federaser] round" in log
 
 
 def test_many_server_epochs_log_one_line(caplog: pytest.LogCaptureFixture) -> None:

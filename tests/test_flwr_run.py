@@ -1,5 +1,7 @@
-"""`flwr run .`: Flower's own CLI runs the same ServerApp/ClientApp stages as `fedunlearn` and writes the same
-results.json."""
+"""One short run through `fedunlearn` against two others that must give the same results.json: `flwr run .` (Flower's
+own CLI runs the same ServerApp/ClientApp stages), and Flower's own code paths forced where fedunlearn reaches past
+Flower's public API — the simulation engine's message extractor (flower/engine.py) and the server's node list
+(flower/server_app.py) change how fast a run goes, never what it computes."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import pytest
 
 from fedunlearn.app.compose import compose_config, config_container
 from fedunlearn.app.flwr import overrides_of
+from fedunlearn.flower.engine import FLOWER_OWN_ENV
 from tests.conftest import TINY, load_results, run_cli
 from tests.test_ray_cluster import free_ports
 
@@ -64,8 +67,19 @@ def stop_local_superlink(port: int) -> list[str]:
     return left
 
 
+@pytest.fixture(scope="module")
+def direct(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """RUN through `fedunlearn`, with fedunlearn's engine patch; its run directory."""
+    tmp = tmp_path_factory.mktemp("direct")
+    with pytest.MonkeyPatch.context() as env:
+        env.delenv(FLOWER_OWN_ENV, raising=False)
+        proc = run_cli(*RUN, f"hydra.run.dir={tmp / 'run'}", cwd=tmp)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return tmp / "run"
+
+
 @pytest.mark.e2e
-def test_flwr_run_gives_the_same_results_as_fedunlearn(tmp_path: Path) -> None:
+def test_flwr_run_gives_the_same_results_as_fedunlearn(direct: Path, tmp_path: Path) -> None:
     http, control = free_ports(2)
     bin_dir = Path(sys.executable).parent
     env = {**os.environ, "FLWR_HOME": str(tmp_path / "flwr-home"), "FLWR_LOCAL_SUPERLINK_HTTP_API_PORT": str(http),
@@ -84,8 +98,32 @@ def test_flwr_run_gives_the_same_results_as_fedunlearn(tmp_path: Path) -> None:
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     (flwr_dir,) = (tmp_path / "flwr-runs").iterdir()
     via_flwr = load_results(flwr_dir)
-    direct = run_cli(*RUN, f"hydra.run.dir={tmp_path / 'direct'}", cwd=tmp_path)
-    assert direct.returncode == 0, direct.stderr[-3000:]
-    via_fedunlearn = load_results(tmp_path / "direct")
+    via_fedunlearn = load_results(direct)
     assert comparable(via_flwr) == comparable(via_fedunlearn)
     assert via_flwr["config"]["fl"] == via_fedunlearn["config"]["fl"]
+
+
+TIMING = ("wall_s", "wall", "placement", "distill_s", "selection_s", "federated_evaluation_s")
+
+
+def without_timings(doc: Any) -> Any:
+    """The document with every timing and placement removed (they differ from run to run)."""
+    if isinstance(doc, dict):
+        return {k: without_timings(v) for k, v in doc.items() if k not in TIMING}
+    if isinstance(doc, list):
+        return [without_timings(v) for v in doc]
+    return doc
+
+
+@pytest.mark.e2e
+def test_flowers_own_code_paths_give_the_same_results(
+    direct: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(FLOWER_OWN_ENV, "1")
+    proc = run_cli(*RUN, f"hydra.run.dir={tmp_path / 'own'}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "using Flower's" in (tmp_path / "own" / "fedunlearn.log").read_text()
+    assert "using Flower's" not in (direct / "fedunlearn.log").read_text()
+    own = without_timings(load_results(tmp_path / "own"))
+    patched = without_timings(load_results(direct))
+    assert own == patched

@@ -9,7 +9,7 @@ an extractor that makes one pass over the stored messages per sweep and wakes as
 node; and the injector that stores replies also wakes the ServerApp waiting for them (``wait_for_replies``) so that
 it need not poll. It is used only when the installed Flower has the internals it was written against; otherwise
 Flower's own extractor runs (and a line in the log says so). ``FEDUNLEARN_FLOWER_OWN=1`` forces Flower's own code
-paths here and in the server's node discovery: ``tests/test_engine_patch.py`` requires identical results both ways.
+paths here and in the server's node discovery: ``tests/test_flwr_run.py`` requires identical results both ways.
 """
 
 from __future__ import annotations

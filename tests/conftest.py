@@ -13,16 +13,19 @@ import pytest
 
 # Each pytest-xdist worker gets its share of the cores for torch, here and in the processes its tests start: threads
 # beyond the cores only spin in OpenMP's busy-wait (measured on 2 cores with 2 workers: a third of the CPU time of
-# the tests without Ray). A value the user set wins.
-THREADS = max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
-os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))
+# the tests without Ray). Workers only (xdist's controller loads this file too, and the workers inherit its
+# environment); a value the user set wins.
+if "PYTEST_XDIST_WORKER" in os.environ:
+    _workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _workers)))
 
-import torch  # noqa: E402  (after OMP_NUM_THREADS: torch reads it once)
+import torch  # after OMP_NUM_THREADS: torch reads it once
 
-from fedunlearn.app.compose import compose_config  # noqa: E402
-from fedunlearn.config import Config  # noqa: E402
+from fedunlearn.app.compose import compose_config
+from fedunlearn.config import Config
 
-torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+if "OMP_NUM_THREADS" in os.environ:
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 # A federation small enough for seconds-long runs: 400 synthetic 1x8x8 samples, 4 clients.
 TINY = [
@@ -169,7 +172,7 @@ def shared_fixture_users(path: Path) -> set[str]:
     return {name for name in shared if name.startswith("test_")}
 
 
-@pytest.hookimpl(tryfirst=True)
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """xdist's default (load) distribution, except that the tests sharing a module-scoped fixture go to one worker:
     spread over two, each worker would build the fixture (a whole run, 20-30 s) again."""

@@ -54,6 +54,7 @@ def test_showcase_through_flower(tmp_path: Path) -> None:
     assert len(lines) < 40, "\n".join(lines)
     assert "] round " not in stdout + stderr  # round lines only in the log
     assert any(line.rsplit("\r", 1)[-1].startswith("train: 100%") for line in lines)
+    assert sum(line.startswith("train:") for line in lines) == 1  # one bar, redrawn in place
     log = (run_dir / "fedunlearn.log").read_text()
     assert all(f"[train] round {r}/6" in log for r in range(1, 7))
     assert "[retrain] round 6/6" in log and "[federaser] round" in log
@@ -87,7 +88,7 @@ def test_multirun_and_same_seed_gives_identical_rounds_packed_or_not(tmp_path: P
     """A sweep of two jobs, clients in packs (2 actors, one pack each: two clients a message) and one message per
     client: the same updates, so the same rounds."""
     sweep = tmp_path / "sweep"
-    proc = run_cli("-m", *TINY, "experiment=train_only", "seed=1", "ray.packs_per_actor=1",
+    proc = run_cli("-m", *TINY, "experiment=train_only", "seed=1", "ray.num_cpus=2", "ray.packs_per_actor=1",
                    "ray.pack_clients=true,false", f"hydra.sweep.dir={sweep}", cwd=tmp_path)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     packed, single = load_results(sweep / "0"), load_results(sweep / "1")

@@ -34,3 +34,16 @@ def test_the_streams_results_depend_on_keep_their_values() -> None:
     from fedunlearn.unlearning.methods.federaser import CALIBRATION
 
     assert (Stream.TRAINING, CALIBRATION, Stream.BACKDOOR) == (0, 1, 7919)
+
+
+def test_a_run_is_determined_by_its_seed(tmp_path) -> None:
+    """The same seed gives the same rounds; another seed other rounds (data split, initial model, batches)."""
+    from tests.conftest import TINY, make_config, run_in_process
+
+    def losses(seed: int, name: str) -> list[float]:
+        cfg = make_config(*TINY, "experiment=train_only", "fl.num_rounds=2", f"seed={seed}")
+        return [r["test_loss"] for r in run_in_process(cfg, tmp_path / name)["training"]["rounds"]]
+
+    first = losses(1, "a")
+    assert losses(1, "b") == first
+    assert losses(2, "c") != first

@@ -15,6 +15,7 @@ by ≤ 0.5 and ASR by ≤ 1 point for every history method (judged on the interv
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import statistics
 import sys
@@ -102,6 +103,9 @@ def main() -> None:
              f"`python benchmarks/history_codecs.py --settings {' '.join(repr(s) for s in args.settings)} "
              f"--rounds {args.rounds} --seeds {' '.join(map(str, args.seeds))}`; differences to float32 of the same "
              "seed, mean ± 95% t-interval over seeds; points for accuracy and ASR.", ""]  # fmt: skip
+    args.out.mkdir(parents=True, exist_ok=True)
+    progress = args.out / f"{args.name}-runs.jsonl"  # each run as it finishes (a cut-short session keeps them)
+    progress.write_text("")
     for setting in args.settings:
         per: dict[str, dict[int, dict[str, Any]]] = {c: {} for c in args.codecs}
         timing: dict[str, dict[str, float]] = {}
@@ -115,6 +119,8 @@ def main() -> None:
                 res = measured.results
                 per[codec][seed] = {**metrics_of(res), "history": res["history"]}
                 runs.append({"setting": setting, "seed": seed, "codec": codec, **per[codec][seed]})
+                with open(progress, "a") as fh:
+                    fh.write(json.dumps(runs[-1]) + "\n")
                 if codec == "float32" and not timing:
                     timing = codec_timing(
                         run_dir / "history",

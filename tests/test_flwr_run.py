@@ -38,18 +38,18 @@ def test_run_config_keys_become_overrides() -> None:
     assert overrides_of(config) == ["fl.num_rounds=5", "history.record=true", "seed=3", "model=cnn", "a=[1, 2]"]
 
 
+def without(keys: set[str] | tuple[str, ...], doc: Any) -> Any:
+    """The document with every entry named in ``keys`` removed, at any depth."""
+    if isinstance(doc, dict):
+        return {k: without(keys, v) for k, v in doc.items() if k not in keys}
+    if isinstance(doc, list):
+        return [without(keys, v) for v in doc]
+    return doc
+
+
 def comparable(results: dict[str, Any]) -> Any:
     """results.json without what differs by nature: times, where the run wrote, and Ray's placement."""
-    drop = {"wall_s", "speedup_vs_retrain", "placement", "path", "certificates", "config"}
-
-    def strip(node: Any) -> Any:
-        if isinstance(node, dict):
-            return {k: strip(v) for k, v in node.items() if k not in drop}
-        if isinstance(node, list):
-            return [strip(v) for v in node]
-        return node
-
-    return strip(results)
+    return without({"wall_s", "speedup_vs_retrain", "placement", "path", "certificates", "config"}, results)
 
 
 def stop_local_superlink(port: int) -> list[str]:
@@ -108,11 +108,7 @@ TIMING = ("wall_s", "wall", "placement", "distill_s", "selection_s", "federated_
 
 def without_timings(doc: Any) -> Any:
     """The document with every timing and placement removed (they differ from run to run)."""
-    if isinstance(doc, dict):
-        return {k: without_timings(v) for k, v in doc.items() if k not in TIMING}
-    if isinstance(doc, list):
-        return [without_timings(v) for v in doc]
-    return doc
+    return without(TIMING, doc)
 
 
 @pytest.mark.e2e

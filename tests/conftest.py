@@ -27,6 +27,9 @@ from fedunlearn.config import Config
 if "OMP_NUM_THREADS" in os.environ:
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
+# Debian's dataset-fashion-mnist: tests that need real data skip without it.
+FASHION_FILES = Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
+
 # A federation small enough for seconds-long runs: 400 synthetic 1x8x8 samples, 4 clients.
 TINY = [
     "dataset=synthetic",

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.conftest import FASHION_FILES
+
 REPO = Path(__file__).parents[1]
-FASHION_FILES = Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
 
 
 @pytest.mark.skipif(not FASHION_FILES.exists(), reason="needs Debian's package dataset-fashion-mnist "

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from fedunlearn.core.fedavg import RoundRecord, divergence
-from tests.conftest import make_config, run_in_process
+from tests.conftest import FASHION_FILES, make_config, run_in_process
 
 COMBINATIONS = {
     "digits-mlp": ["fl.num_rounds=8"],
@@ -37,7 +37,6 @@ REAL = {  # Fashion-MNIST (Debian's dataset-fashion-mnist), subsampled to stay f
     "fashion_mnist-flnet-crab": [*FASHION, "model=flnet", "model.padding=[0,0]", "fl.num_rounds=4", "fl.optimizer=adam",
                                  "fl.lr=0.005", "fl.momentum=0", "fl.batch_size=64", "dataset.normalize=[0.5,0.5]"],
 }  # fmt: skip
-FASHION_FILES = Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
 
 
 def _stable(tmp_path: Path, overrides: list[str], final: float) -> None:
